@@ -1,0 +1,353 @@
+//! The run loop of a queue trigger.
+//!
+//! Two bounds keep locks safe (the reference's prefetch of 3000 let locks expire in a local
+//! buffer and dead-lettered good messages):
+//! - at most `max_concurrency` handlers run at once;
+//! - at most `max_concurrency + prefetch` messages are locked by this pump at any time,
+//!   running or waiting, and every one of them has its lock renewed until it is settled.
+//!
+//! On shutdown the pump stops receiving, abandons what it holds but has not started, lets
+//! running handlers finish within the drain grace, then interrupts and abandons the rest.
+//! Nothing is completed unless its handler succeeded, so nothing accepted is lost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::{AbortHandle, JoinSet};
+use tokio::time::Instant;
+use tracing::{Instrument, info, info_span, warn};
+
+use super::QueueHandler;
+use super::policy::{Outcome, Settlement, settlement_for};
+use crate::lifecycle::Shutdown;
+use crate::queue::{LockToken, QueueError, QueueReceiver, ReceivedMessage};
+use crate::telemetry::Metrics;
+
+/// Bounds and timeouts of one queue trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DispatchOptions {
+    /// Handlers running at once.
+    pub max_concurrency: usize,
+    /// Messages locked ahead of a free handler.
+    pub prefetch: usize,
+    /// Longest a handler may run before its message is abandoned.
+    pub handler_timeout: Duration,
+    /// Longest one receive call waits for messages.
+    pub receive_wait: Duration,
+    /// How long running handlers may take to finish after shutdown begins.
+    pub drain_grace: Duration,
+}
+
+impl Default for DispatchOptions {
+    fn default() -> Self {
+        Self {
+            max_concurrency: 16,
+            prefetch: 16,
+            handler_timeout: Duration::from_secs(120),
+            receive_wait: Duration::from_secs(5),
+            drain_grace: Duration::from_secs(20),
+        }
+    }
+}
+
+/// A locked message waiting for a handler; owns its slot and its lock renewal.
+struct Locked {
+    message: ReceivedMessage,
+    _slot: OwnedSemaphorePermit,
+    renewal: RenewalGuard,
+}
+
+/// Stops renewing a lock when dropped.
+struct RenewalGuard(AbortHandle);
+
+impl Drop for RenewalGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs the trigger until `shutdown` trips and the drain is over. `on_ready` is called once
+/// the pump is receiving.
+pub async fn run_pump(
+    receiver: Arc<dyn QueueReceiver>,
+    handler: Arc<dyn QueueHandler>,
+    options: DispatchOptions,
+    metrics: Metrics,
+    shutdown: Shutdown,
+    on_ready: impl FnOnce(),
+) {
+    let concurrency = options.max_concurrency.max(1);
+    let slots = Arc::new(Semaphore::new(concurrency + options.prefetch));
+    let workers = Arc::new(Semaphore::new(concurrency));
+    let (tx, mut rx) = mpsc::unbounded_channel::<Locked>();
+    let interrupt = Shutdown::new();
+
+    let fetcher = tokio::spawn(fetch_loop(
+        receiver.clone(),
+        slots,
+        tx,
+        options,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    on_ready();
+
+    let mut running = JoinSet::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.wait() => break,
+            Some(_) = running.join_next(), if !running.is_empty() => {}
+            next = rx.recv() => {
+                let Some(locked) = next else { break };
+                let permit = tokio::select! {
+                    p = workers.clone().acquire_owned() => p,
+                    _ = shutdown.wait() => {
+                        release(&*receiver, locked, &metrics).await;
+                        break;
+                    }
+                };
+                let Ok(permit) = permit else { break };
+                running.spawn(handle_one(
+                    receiver.clone(),
+                    handler.clone(),
+                    locked,
+                    permit,
+                    options.handler_timeout,
+                    metrics.clone(),
+                    interrupt.clone(),
+                ));
+            }
+        }
+    }
+
+    // Stop receiving, then hand back what was locked but never started.
+    let _ = fetcher.await;
+    rx.close();
+    while let Some(locked) = rx.recv().await {
+        release(&*receiver, locked, &metrics).await;
+    }
+
+    if !running.is_empty() {
+        info!(
+            in_flight = running.len(),
+            grace_ms = options.drain_grace.as_millis() as u64,
+            "draining in-flight messages"
+        );
+    }
+    let grace = tokio::time::sleep(options.drain_grace);
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            next = running.join_next() => if next.is_none() { break },
+            _ = &mut grace, if !interrupt.is_triggered() => {
+                warn!(in_flight = running.len(), "drain grace over; abandoning unfinished messages");
+                interrupt.trigger();
+            }
+        }
+    }
+    info!("queue trigger stopped");
+}
+
+async fn fetch_loop(
+    receiver: Arc<dyn QueueReceiver>,
+    slots: Arc<Semaphore>,
+    tx: mpsc::UnboundedSender<Locked>,
+    options: DispatchOptions,
+    metrics: Metrics,
+    shutdown: Shutdown,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let first = tokio::select! {
+            p = slots.clone().acquire_owned() => p,
+            _ = shutdown.wait() => return,
+        };
+        let Ok(first) = first else { return };
+        let mut permits = vec![first];
+        while let Ok(p) = slots.clone().try_acquire_owned() {
+            permits.push(p);
+        }
+        // `receive` is cancel-safe, so stopping mid-wait locks nothing.
+        let received = tokio::select! {
+            r = receiver.receive(permits.len(), options.receive_wait) => r,
+            _ = shutdown.wait() => return,
+        };
+        match received {
+            Ok(messages) => {
+                backoff = Duration::from_millis(100);
+                metrics.queue_received.inc_by(messages.len() as u64);
+                for message in messages {
+                    let Some(slot) = permits.pop() else { break };
+                    let renewal = RenewalGuard(
+                        tokio::spawn(renew_lock(
+                            receiver.clone(),
+                            message.lock_token.clone(),
+                            message.locked_until,
+                            metrics.clone(),
+                        ))
+                        .abort_handle(),
+                    );
+                    let locked = Locked {
+                        message,
+                        _slot: slot,
+                        renewal,
+                    };
+                    if let Err(unsent) = tx.send(locked) {
+                        release(&*receiver, unsent.0, &metrics).await;
+                    }
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "receive failed; retrying");
+                drop(permits);
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.wait() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// Renews a lock when half its remaining time has passed, for as long as the guard lives.
+async fn renew_lock(
+    receiver: Arc<dyn QueueReceiver>,
+    lock: LockToken,
+    mut until: Instant,
+    metrics: Metrics,
+) {
+    loop {
+        let now = Instant::now();
+        if until <= now {
+            return;
+        }
+        tokio::time::sleep_until(now + (until - now) / 2).await;
+        match receiver.renew_lock(&lock).await {
+            Ok(new_until) => {
+                metrics.queue_lock_renewals.inc();
+                until = new_until;
+            }
+            Err(QueueError::LockLost) => {
+                metrics.queue_locks_lost.inc();
+                warn!("message lock lost while the message was held");
+                return;
+            }
+            Err(e) => warn!(error = %e, "lock renewal failed; retrying"),
+        }
+    }
+}
+
+async fn handle_one(
+    receiver: Arc<dyn QueueReceiver>,
+    handler: Arc<dyn QueueHandler>,
+    locked: Locked,
+    _worker: OwnedSemaphorePermit,
+    timeout: Duration,
+    metrics: Metrics,
+    interrupt: Shutdown,
+) {
+    let message = &locked.message;
+    let span = info_span!(
+        "message",
+        message_id = %message.message_id,
+        delivery_count = message.delivery_count,
+        operation = message.property(crate::queue::OPERATION).unwrap_or(""),
+    );
+    async {
+        metrics.queue_in_flight.inc();
+        let started = Instant::now();
+        // The handler runs in its own task so a panic is caught as a JoinError instead of
+        // tearing down the pump.
+        let task = tokio::spawn({
+            let handler = handler.clone();
+            let message = message.clone();
+            async move { handler.handle(message).await }.in_current_span()
+        });
+        let abort = task.abort_handle();
+        let outcome = tokio::select! {
+            r = tokio::time::timeout(timeout, task) => match r {
+                Ok(Ok(result)) => Outcome::Handled(result),
+                Ok(Err(e)) if e.is_panic() => Outcome::Panicked,
+                Ok(Err(_)) => Outcome::Interrupted,
+                Err(_) => { abort.abort(); Outcome::TimedOut }
+            },
+            _ = interrupt.wait() => { abort.abort(); Outcome::Interrupted }
+        };
+        metrics
+            .queue_handler_duration
+            .observe(started.elapsed().as_secs_f64());
+        settle(&*receiver, message, settlement_for(outcome), &metrics).await;
+        metrics.queue_in_flight.dec();
+    }
+    .instrument(span)
+    .await;
+    // Renewal stops only now, after settlement.
+    drop(locked.renewal);
+}
+
+async fn settle(
+    receiver: &dyn QueueReceiver,
+    message: &ReceivedMessage,
+    settlement: Settlement,
+    metrics: &Metrics,
+) {
+    let lock = &message.lock_token;
+    let result = match &settlement {
+        Settlement::Complete => receiver.complete(lock).await,
+        Settlement::Abandon { why } => {
+            warn!(why = %why, "message abandoned for redelivery");
+            receiver.abandon(lock).await
+        }
+        Settlement::DeadLetter {
+            reason,
+            description,
+        } => {
+            warn!(reason = %reason, description = %description, "message dead-lettered");
+            receiver.dead_letter(lock, reason, description).await
+        }
+    };
+    match result {
+        Ok(()) => {
+            metrics
+                .queue_settled
+                .with_label_values(&[settlement.label()])
+                .inc();
+            if settlement == Settlement::Complete {
+                info!("message completed");
+            }
+        }
+        Err(QueueError::LockLost) => {
+            // The broker will redeliver; handlers are idempotent, so the retry is harmless.
+            metrics.queue_locks_lost.inc();
+            metrics
+                .queue_settled
+                .with_label_values(&["lock_lost"])
+                .inc();
+            warn!(
+                settlement = settlement.label(),
+                "lock lost before settlement; the message will be redelivered"
+            );
+        }
+        Err(e) => {
+            metrics
+                .queue_settled
+                .with_label_values(&["settle_failed"])
+                .inc();
+            warn!(error = %e, settlement = settlement.label(), "settlement failed; the lock will expire and the message be redelivered");
+        }
+    }
+}
+
+async fn release(receiver: &dyn QueueReceiver, locked: Locked, metrics: &Metrics) {
+    let why = "the host is shutting down".to_owned();
+    settle(
+        receiver,
+        &locked.message,
+        Settlement::Abandon { why },
+        metrics,
+    )
+    .await;
+}

@@ -1,0 +1,180 @@
+//! The HTTP trigger.
+//!
+//! A function builds its routes with [`Routes`], which records each path template so the
+//! host can match paths case-insensitively ([`paths`]) and, later, declare them in
+//! deployment manifests. The host adds `/healthz`, `/readyz` and `/metrics`, the body limit,
+//! problem+json fallbacks, panic catching, trace context and request metrics
+//! ([`host_service`]), then serves until shutdown ([`serve`]).
+
+pub mod body;
+mod observe;
+pub mod paths;
+
+use std::convert::Infallible;
+use std::future::IntoFuture;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
+use tokio::net::TcpListener;
+use tower::ServiceExt as _;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::lifecycle::{Readiness, Shutdown};
+use crate::problem::ApiError;
+use crate::telemetry::Metrics;
+
+pub use body::{BodyLimit, JsonBody};
+pub use paths::PathTemplates;
+
+/// A function's routes plus the templates they were declared with.
+#[derive(Debug)]
+pub struct Routes<S = ()> {
+    router: Router<S>,
+    templates: Vec<String>,
+}
+
+impl<S: Clone + Send + Sync + 'static> Default for Routes<S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S: Clone + Send + Sync + 'static> Routes<S> {
+    pub fn new() -> Self {
+        Self {
+            router: Router::new(),
+            templates: Vec::new(),
+        }
+    }
+
+    /// Adds a route. Write literal segments in lower case; requests match them in any case.
+    pub fn route(mut self, template: &str, method_router: MethodRouter<S>) -> Self {
+        self.templates.push(template.to_owned());
+        self.router = self.router.route(template, method_router);
+        self
+    }
+
+    /// Supplies the state, giving routes ready to serve.
+    pub fn with_state(self, state: S) -> Routes<()> {
+        Routes {
+            router: self.router.with_state(state),
+            templates: self.templates,
+        }
+    }
+}
+
+impl Routes<()> {
+    pub fn templates(&self) -> &[String] {
+        &self.templates
+    }
+
+    pub fn into_parts(self) -> (Router, Vec<String>) {
+        (self.router, self.templates)
+    }
+}
+
+/// What the host needs to wrap a function's routes.
+#[derive(Debug, Clone)]
+pub struct HostContext {
+    pub metrics: Metrics,
+    pub readiness: Readiness,
+    pub body_limit: usize,
+}
+
+/// The complete service for one function: its routes (if any) plus the host's endpoints
+/// and layers. Paths are rewritten before routing, so it must wrap the router from outside.
+pub fn host_service(
+    routes: Routes<()>,
+    ctx: HostContext,
+) -> impl tower::Service<Request, Response = Response, Error = Infallible, Future: Send>
++ Clone
++ Send
++ Sync
++ 'static {
+    let (router, templates) = routes.into_parts();
+    let metrics = ctx.metrics.clone();
+    let readiness = ctx.readiness.clone();
+    let router = router
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = readiness.is_ready();
+                async move {
+                    if ready {
+                        "ready".into_response()
+                    } else {
+                        ApiError::Unavailable {
+                            detail: "not ready: starting or draining".into(),
+                            retry_after: Duration::from_secs(1),
+                        }
+                        .into_response()
+                    }
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let text = metrics.render();
+                async move {
+                    (
+                        [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                        text,
+                    )
+                }
+            }),
+        )
+        .fallback(|| async { ApiError::NotFound("no route for this path".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::Extension(BodyLimit(ctx.body_limit)))
+        .layer(DefaultBodyLimit::max(ctx.body_limit))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal("a handler panicked".into()).into_response()
+        }))
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.metrics,
+            observe::observe,
+        ));
+    let templates = PathTemplates::new(&templates);
+    router.map_request(move |req: Request| templates.canonicalize(req))
+}
+
+/// Serves until `shutdown` trips, then lets in-flight requests finish for up to `grace`.
+pub async fn serve<S>(
+    listener: TcpListener,
+    service: S,
+    shutdown: Shutdown,
+    grace: Duration,
+) -> std::io::Result<()>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send,
+{
+    let signal = shutdown.clone();
+    let server = axum::serve(
+        listener,
+        axum::ServiceExt::<Request>::into_make_service(service),
+    )
+    .with_graceful_shutdown(async move { signal.wait().await })
+    .into_future();
+    tokio::pin!(server);
+    let drain_deadline = async {
+        shutdown.wait().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        r = &mut server => r,
+        _ = drain_deadline => {
+            tracing::warn!("HTTP drain grace over; closing remaining connections");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Per-request observability: the W3C trace context (incoming or new) goes into the
+//! request's extensions for handlers, a span carries it on every log line, and the request
+//! is counted and timed by route template (never by raw path, to keep labels bounded).
+//! Wraps the panic catcher, so a panicking handler is still counted, as the 500 it became.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::telemetry::Metrics;
+use crate::trace::{TRACEPARENT, TraceContext};
+
+pub(super) async fn observe(
+    State(metrics): State<Metrics>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let trace = TraceContext::from_header_or_new(
+        req.headers().get(TRACEPARENT).and_then(|v| v.to_str().ok()),
+    );
+    req.extensions_mut().insert(trace);
+    let span = tracing::info_span!("request", %method, %route, trace_id = %trace.trace_id());
+    let response = next.run(req).instrument(span.clone()).await;
+    let status = response.status();
+    let class = match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    metrics
+        .http_requests
+        .with_label_values(&[&route, &method, class])
+        .inc();
+    metrics
+        .http_duration
+        .with_label_values(&[&route, &method])
+        .observe(started.elapsed().as_secs_f64());
+    if route != "/healthz" && route != "/readyz" && route != "/metrics" {
+        span.in_scope(|| tracing::debug!(status = status.as_u16(), "request served"));
+    }
+    response
+}

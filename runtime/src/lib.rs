@@ -1,0 +1,67 @@
+//! # runtime: a thin function host for the Fabrikam drone-delivery services
+//!
+//! The host runs small handler crates ("functions"). HTTP functions serve routes through an
+//! ingress; queue functions consume a queue with peek-lock semantics. Each function is a
+//! type implementing [`Function`]; its binary's `main` is one call to [`run`].
+//!
+//! ## Layout
+//! One module per stage of `trigger -> dispatch -> layers -> handler -> outputs -> settle`:
+//! - [`http`]: the HTTP trigger (routes, case-insensitive paths, JSON bodies, health,
+//!   readiness and metrics endpoints, graceful serve).
+//! - [`queue`]: the transport traits and the [`queue::embedded`] Service Bus-like queue.
+//! - [`dispatch`]: the queue pump (bounded concurrency and prefetch, lock renewal, drain)
+//!   and the error policy mapping handler errors to complete / abandon / dead-letter.
+//! - [`client`]: calls to other functions with timeout, retries, circuit breaker, bulkhead.
+//! - [`store`]: the store error classification and the embedded stores' building block.
+//! - [`problem`]: every HTTP error as problem+json, classified in one place.
+//! - [`json`]: reading request bodies so every bad field is named.
+//! - [`config`], [`lifecycle`], [`telemetry`], [`trace`]: config from the environment,
+//!   shutdown and readiness, logs and metrics, W3C trace context.
+//! - [`function`]: the [`Function`] trait, bindings, and starting functions.
+//! - [`gateway`]: the ingress-like reverse proxy used by the local launcher.
+//!
+//! ## Example
+//! ```no_run
+//! use axum::routing::get;
+//! use runtime::{App, Bindings, EnvReader, Function, Routes, StartError};
+//!
+//! struct Hello;
+//!
+//! impl Function for Hello {
+//!     const NAME: &'static str = "hello";
+//!     type Config = String;
+//!
+//!     fn config(env: &mut EnvReader<'_>) -> String {
+//!         env.string("GREETING", "hello")
+//!     }
+//!
+//!     async fn build(greeting: String, _: &Bindings) -> Result<App, StartError> {
+//!         let routes = Routes::new().route("/api/hello", get(move || async move { greeting }));
+//!         Ok(App::http(routes))
+//!     }
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     runtime::run::<Hello>()
+//! }
+//! ```
+
+pub mod client;
+pub mod config;
+pub mod dispatch;
+pub mod function;
+pub mod gateway;
+pub mod http;
+pub mod json;
+pub mod lifecycle;
+pub mod problem;
+pub mod queue;
+pub mod store;
+pub mod telemetry;
+pub mod trace;
+
+pub use config::{EnvReader, MapEnv};
+pub use dispatch::MessageError;
+pub use function::{App, Bindings, Function, HostConfig, RunningFunction, StartError, run, start};
+pub use http::{JsonBody, Routes};
+pub use problem::ApiError;

@@ -1,0 +1,150 @@
+//! W3C trace context (`traceparent`), carried from HTTP through the queue to downstream
+//! calls.
+//!
+//! Written by hand: the format is one fixed-width header, and pulling in the OpenTelemetry
+//! SDK only to parse it would cost more build time than these few lines.
+
+use std::fmt;
+
+use rand::RngCore;
+
+/// The `traceparent` header name, also used as a queue message property.
+pub const TRACEPARENT: &str = "traceparent";
+/// The property Service Bus tooling and Application Insights read; same value.
+pub const DIAGNOSTIC_ID: &str = "Diagnostic-Id";
+
+/// A parsed `traceparent`: version 00, trace id, parent span id, flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceContext {
+    trace_id: [u8; 16],
+    span_id: [u8; 8],
+    flags: u8,
+}
+
+impl TraceContext {
+    /// A new trace with a random id, sampled.
+    pub fn new_root() -> Self {
+        let mut rng = rand::rng();
+        let mut trace_id = [0u8; 16];
+        let mut span_id = [0u8; 8];
+        while trace_id == [0; 16] {
+            rng.fill_bytes(&mut trace_id);
+        }
+        while span_id == [0; 8] {
+            rng.fill_bytes(&mut span_id);
+        }
+        Self {
+            trace_id,
+            span_id,
+            flags: 1,
+        }
+    }
+
+    /// Parses a `traceparent` value; `None` when it is malformed (callers then start a new
+    /// trace, as the W3C spec asks).
+    pub fn parse(value: &str) -> Option<Self> {
+        let mut parts = value.trim().split('-');
+        let version = parts.next()?;
+        let trace = parts.next()?;
+        let span = parts.next()?;
+        let flags = parts.next()?;
+        if version.len() != 2 || version == "ff" || (version == "00" && parts.next().is_some()) {
+            return None;
+        }
+        let trace_id: [u8; 16] = hex(trace)?.try_into().ok()?;
+        let span_id: [u8; 8] = hex(span)?.try_into().ok()?;
+        let flags = *hex(flags)?.first()?;
+        if trace_id == [0; 16] || span_id == [0; 8] {
+            return None;
+        }
+        Some(Self {
+            trace_id,
+            span_id,
+            flags,
+        })
+    }
+
+    /// The incoming context if valid, else a new root.
+    pub fn from_header_or_new(value: Option<&str>) -> Self {
+        value.and_then(Self::parse).unwrap_or_else(Self::new_root)
+    }
+
+    /// The same trace with a new span id, for an outgoing call.
+    pub fn child(&self) -> Self {
+        let mut span_id = [0u8; 8];
+        while span_id == [0; 8] {
+            rand::rng().fill_bytes(&mut span_id);
+        }
+        Self { span_id, ..*self }
+    }
+
+    pub fn trace_id(&self) -> String {
+        to_hex(&self.trace_id)
+    }
+}
+
+impl fmt::Display for TraceContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "00-{}-{}-{:02x}",
+            to_hex(&self.trace_id),
+            to_hex(&self.span_id),
+            self.flags
+        )
+    }
+}
+
+fn hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_a_valid_header() {
+        let v = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let t = TraceContext::parse(v).unwrap();
+        assert_eq!(t.to_string(), v);
+        assert_eq!(t.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    }
+
+    #[test]
+    fn child_keeps_the_trace_and_changes_the_span() {
+        let t = TraceContext::new_root();
+        let c = t.child();
+        assert_eq!(t.trace_id(), c.trace_id());
+        assert_ne!(t.to_string(), c.to_string());
+    }
+
+    #[test]
+    fn malformed_headers_are_rejected() {
+        for bad in [
+            "",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        ] {
+            assert!(TraceContext::parse(bad).is_none(), "{bad}");
+        }
+    }
+}
