@@ -63,5 +63,8 @@ pub mod trace;
 pub use config::{EnvReader, MapEnv};
 pub use dispatch::MessageError;
 pub use function::{App, Bindings, Function, HostConfig, RunningFunction, StartError, run, start};
-pub use http::{JsonBody, Routes};
+pub use http::{JsonBody, Routes, check_id};
 pub use problem::ApiError;
+
+#[cfg(feature = "test-util")]
+pub mod testing;

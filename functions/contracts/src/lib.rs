@@ -1,1 +1,23 @@
+//! The contracts between the functions: what ingestion puts on the queue, what the workflow
+//! sends to package, dronescheduler and delivery, and the enums and locations they share.
+//! One definition each, so producer and consumer cannot disagree.
 
+pub mod geo;
+pub mod message;
+pub mod requests;
+
+use runtime::named_enum;
+
+named_enum! {
+    /// A package's size. Integers follow the reference: Small=0, Medium=1, Large=2.
+    pub enum PackageSize { Small, Medium, Large }
+}
+
+named_enum! {
+    /// How a delivery must be confirmed. Integers follow the order of the product spec
+    /// (the reference's ingestion API): None=0, FingerPrint=1, Picture=2, Voice=3.
+    pub enum ConfirmationType { None, FingerPrint, Picture, Voice }
+}
+
+pub use geo::{Location, ServiceArea, distance_miles};
+pub use message::{CancelMessage, DeliveryMessage, Operation, PackageInfo, RescheduleMessage};

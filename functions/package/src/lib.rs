@@ -1,1 +1,191 @@
+//! The package function: HTTP trigger over a package store.
+//!
+//! - `GET /api/packages/{id}` -> 200 {id, size, weight, tag} | 404
+//! - `PUT /api/packages/{id}` {size, weight, tag, ownerId?} -> 201 | 204 | 400 | 429 | 503
+//! - `PATCH /api/packages/{id}` -> 204 | 404 | 400, a partial update
+//! - `GET /api/packages/summary/{ownerId}` -> 200 {totalWeight}, summed from stored packages
 
+pub mod store;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use contracts::PackageSize;
+use runtime::json::Validator;
+use runtime::store::Upsert;
+use runtime::{
+    ApiError, App, Bindings, EnvReader, Function, JsonBody, Routes, StartError, check_id,
+};
+use serde::{Deserialize, Serialize};
+
+pub use store::{MemoryPackageStore, PackageStore};
+
+/// A stored package.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PackageRecord {
+    pub id: String,
+    pub size: PackageSize,
+    pub weight: Option<f64>,
+    pub tag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<String>,
+}
+
+/// The fields a PATCH may change; `None` leaves a field alone.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PackagePatch {
+    pub size: Option<PackageSize>,
+    pub weight: Option<f64>,
+    pub tag: Option<String>,
+    pub owner_id: Option<String>,
+}
+
+impl PackagePatch {
+    pub fn apply(self, record: &mut PackageRecord) {
+        if let Some(size) = self.size {
+            record.size = size;
+        }
+        if self.weight.is_some() {
+            record.weight = self.weight;
+        }
+        if self.tag.is_some() {
+            record.tag = self.tag;
+        }
+        if self.owner_id.is_some() {
+            record.owner_id = self.owner_id;
+        }
+    }
+}
+
+/// The function, for the host.
+#[derive(Debug)]
+pub struct Package;
+
+impl Function for Package {
+    const NAME: &'static str = "package";
+    type Config = ();
+
+    fn config(_: &mut EnvReader<'_>) {}
+
+    async fn build(_: (), _: &Bindings) -> Result<App, StartError> {
+        Ok(App::http(routes(Arc::new(MemoryPackageStore::default()))))
+    }
+}
+
+/// The routes over `store`.
+pub fn routes(store: Arc<dyn PackageStore>) -> Routes {
+    Routes::new()
+        .route(
+            "/api/packages/{id}",
+            get(get_package).put(put_package).patch(patch_package),
+        )
+        .route("/api/packages/summary/{owner_id}", get(summary))
+        .with_state(store)
+}
+
+type Store = State<Arc<dyn PackageStore>>;
+
+#[derive(Serialize)]
+struct PackageView<'a> {
+    id: &'a str,
+    size: PackageSize,
+    weight: Option<f64>,
+    tag: Option<&'a str>,
+}
+
+impl<'a> From<&'a PackageRecord> for PackageView<'a> {
+    fn from(r: &'a PackageRecord) -> Self {
+        Self {
+            id: &r.id,
+            size: r.size,
+            weight: r.weight,
+            tag: r.tag.as_deref(),
+        }
+    }
+}
+
+async fn get_package(State(store): Store, Path(id): Path<String>) -> Result<Response, ApiError> {
+    check_id("id", &id)?;
+    match store.get(&id).await? {
+        Some(record) => Ok(Json(PackageView::from(&record)).into_response()),
+        None => Err(ApiError::NotFound(format!("package {id} does not exist"))),
+    }
+}
+
+async fn put_package(
+    State(store): Store,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<StatusCode, ApiError> {
+    check_id("id", &id)?;
+    let mut v = Validator::new();
+    let record = v.root(&body).map(|root| {
+        let size = v.named::<PackageSize>(&root, "size", true);
+        let weight = v.number(&root, "weight", 0.0, false);
+        let tag = v.string(&root, &["tag"], false);
+        let owner_id = v.string(&root, &["ownerId"], false);
+        (size, weight, tag, owner_id)
+    });
+    v.finish()?;
+    let Some((Some(size), weight, tag, owner_id)) = record else {
+        return Err(ApiError::field("size", "is required"));
+    };
+    let record = PackageRecord {
+        id,
+        size,
+        weight,
+        tag,
+        owner_id,
+    };
+    Ok(match store.upsert(record).await? {
+        Upsert::Created => StatusCode::CREATED,
+        Upsert::Updated => StatusCode::NO_CONTENT,
+    })
+}
+
+async fn patch_package(
+    State(store): Store,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<StatusCode, ApiError> {
+    check_id("id", &id)?;
+    let mut v = Validator::new();
+    let patch = v.root(&body).map(|root| PackagePatch {
+        size: v.named::<PackageSize>(&root, "size", false),
+        weight: v.number(&root, "weight", 0.0, false),
+        tag: v.string(&root, &["tag"], false),
+        owner_id: v.string(&root, &["ownerId"], false),
+    });
+    v.finish()?;
+    let patch = patch.unwrap_or_default();
+    if patch == PackagePatch::default() {
+        return Err(ApiError::BadRequest(
+            "nothing to update: give at least one of size, weight, tag, ownerId".into(),
+        ));
+    }
+    if store.patch(&id, patch).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!("package {id} does not exist")))
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Summary {
+    total_weight: f64,
+}
+
+async fn summary(
+    State(store): Store,
+    Path(owner_id): Path<String>,
+) -> Result<Json<Summary>, ApiError> {
+    check_id("ownerId", &owner_id)?;
+    let total_weight = store.total_weight(&owner_id).await?;
+    Ok(Json(Summary { total_weight }))
+}

@@ -178,3 +178,24 @@ where
         }
     }
 }
+
+/// Longest id accepted in a path.
+pub const MAX_ID_LEN: usize = 200;
+
+/// Checks an id taken from a path: not blank, at most [`MAX_ID_LEN`] characters, no control
+/// characters. `name` is the parameter's name for the error.
+pub fn check_id(name: &str, id: &str) -> Result<(), ApiError> {
+    if id.trim().is_empty() {
+        return Err(ApiError::field(name, "must not be blank"));
+    }
+    if id.chars().count() > MAX_ID_LEN {
+        return Err(ApiError::field(
+            name,
+            &format!("must be at most {MAX_ID_LEN} characters"),
+        ));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(ApiError::field(name, "must not contain control characters"));
+    }
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! Bodies the workflow sends to the backend functions, and what they answer.
+
+use chrono::{DateTime, FixedOffset};
+use serde::{Deserialize, Serialize};
+
+use crate::{ConfirmationType, Location, PackageSize};
+
+/// `PUT /api/packages/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PackageUpsert {
+    pub size: PackageSize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PackageDetail {
+    pub id: String,
+    pub size: PackageSize,
+}
+
+/// `PUT /api/dronedeliveries/{deliveryId}`: plan (or re-plan) a delivery's drone. On a
+/// re-plan, absent fields keep their stored values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DroneDeliveryRequest {
+    pub delivery_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pickup: Option<Location>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropoff: Option<Location>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub package_details: Vec<PackageDetail>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expedited: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pickup_time: Option<DateTime<FixedOffset>>,
+}
+
+/// The dronescheduler's answer: the drone assigned to a delivery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DroneAssignment {
+    pub drone_id: String,
+    pub delivery_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserAccount {
+    pub user_id: String,
+    pub account_id: String,
+}
+
+/// `PUT /api/deliveries/{id}`: the delivery document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryDocument {
+    pub id: String,
+    pub owner: UserAccount,
+    pub pickup: Location,
+    pub dropoff: Location,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
+    #[serde(default)]
+    pub expedited: bool,
+    pub confirmation_required: ConfirmationType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drone_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pickup_time: Option<DateTime<FixedOffset>>,
+}
+
+/// `PATCH /api/deliveries/{id}`: only the fields present change.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pickup: Option<Location>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropoff: Option<Location>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pickup_time: Option<DateTime<FixedOffset>>,
+}

@@ -1,0 +1,179 @@
+//! Every package route and status code, through the host's HTTP layers.
+
+use std::sync::Arc;
+
+use axum::http::Method;
+use package::{MemoryPackageStore, routes};
+use runtime::testing::TestClient;
+use serde_json::json;
+
+fn client() -> TestClient {
+    TestClient::new(routes(Arc::new(MemoryPackageStore::default())))
+}
+
+#[tokio::test]
+async fn put_creates_then_replaces_and_get_reads_back() {
+    let c = client();
+    let body = json!({"size": "small", "weight": 2.5, "tag": "fragile", "ownerId": "o1"});
+    assert_eq!(
+        c.json(Method::PUT, "/api/packages/p1", &body).await.status,
+        201
+    );
+    assert_eq!(
+        c.json(Method::PUT, "/api/packages/p1", &body).await.status,
+        204
+    );
+    let r = c.get("/api/Packages/p1").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json(),
+        json!({"id": "p1", "size": "Small", "weight": 2.5, "tag": "fragile"})
+    );
+}
+
+#[tokio::test]
+async fn get_unknown_is_404_problem() {
+    let r = client().get("/api/packages/nope").await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+}
+
+#[tokio::test]
+async fn put_rejects_bad_fields_naming_each() {
+    let r = client()
+        .json(
+            Method::PUT,
+            "/api/packages/p1",
+            &json!({"size": "Huge", "weight": -1, "tag": 5}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.problem_fields(), ["size", "weight", "tag"]);
+    let r = client()
+        .json(Method::PUT, "/api/packages/p1", &json!({}))
+        .await;
+    assert_eq!(r.problem_fields(), ["size"]);
+}
+
+#[tokio::test]
+async fn put_accepts_the_reference_integer_sizes() {
+    let c = client();
+    assert_eq!(
+        c.json(Method::PUT, "/api/packages/p2", &json!({"size": 2}))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(c.get("/api/packages/p2").await.json()["size"], "Large");
+}
+
+#[tokio::test]
+async fn patch_updates_only_given_fields() {
+    let c = client();
+    c.json(
+        Method::PUT,
+        "/api/packages/p1",
+        &json!({"size": "Small", "weight": 1, "tag": "a"}),
+    )
+    .await;
+    let r = c
+        .json(Method::PATCH, "/api/packages/p1", &json!({"weight": 4}))
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        c.get("/api/packages/p1").await.json(),
+        json!({"id": "p1", "size": "Small", "weight": 4.0, "tag": "a"})
+    );
+}
+
+#[tokio::test]
+async fn patch_unknown_is_404_and_bad_or_empty_patch_is_400() {
+    let c = client();
+    assert_eq!(
+        c.json(Method::PATCH, "/api/packages/none", &json!({"weight": 1}))
+            .await
+            .status,
+        404
+    );
+    c.json(Method::PUT, "/api/packages/p1", &json!({"size": "Small"}))
+        .await;
+    let r = c
+        .json(Method::PATCH, "/api/packages/p1", &json!({"size": "giant"}))
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), r.problem_fields()),
+        (400, vec!["size".to_owned()])
+    );
+    assert_eq!(
+        c.json(Method::PATCH, "/api/packages/p1", &json!({}))
+            .await
+            .status,
+        400
+    );
+}
+
+#[tokio::test]
+async fn summary_sums_the_owners_weights() {
+    let c = client();
+    c.json(
+        Method::PUT,
+        "/api/packages/a",
+        &json!({"size": "Small", "weight": 1.5, "ownerId": "o1"}),
+    )
+    .await;
+    c.json(
+        Method::PUT,
+        "/api/packages/b",
+        &json!({"size": "Large", "weight": 3, "ownerId": "o1"}),
+    )
+    .await;
+    c.json(
+        Method::PUT,
+        "/api/packages/c",
+        &json!({"size": "Large", "weight": 100, "ownerId": "o2"}),
+    )
+    .await;
+    assert_eq!(
+        c.get("/api/packages/summary/o1").await.json(),
+        json!({"totalWeight": 4.5})
+    );
+    assert_eq!(
+        c.get("/api/packages/summary/nobody").await.json(),
+        json!({"totalWeight": 0.0})
+    );
+}
+
+#[tokio::test]
+async fn non_json_and_oversized_bodies_are_refused() {
+    let c = TestClient::with_body_limit(routes(Arc::new(MemoryPackageStore::default())), 1024);
+    let r = c
+        .raw(
+            Method::PUT,
+            "/api/packages/p1",
+            Some("text/plain"),
+            "size=Small",
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 415);
+    let big = json!({"size": "Small", "tag": "x".repeat(4096)});
+    assert_eq!(
+        c.json(Method::PUT, "/api/packages/p1", &big).await.status,
+        413
+    );
+    let r = c
+        .raw(
+            Method::PUT,
+            "/api/packages/p1",
+            Some("application/json"),
+            "{not json",
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        c.get("/api/packages/p1").await.status,
+        404,
+        "nothing was stored"
+    );
+}

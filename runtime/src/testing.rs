@@ -1,0 +1,152 @@
+//! Test helpers (feature `test-util`): call a function's routes through the full host
+//! service (paths, body limit, problem+json, metrics) without a socket.
+
+use std::convert::Infallible;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode, header};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+use tower::util::BoxCloneSyncService;
+
+use crate::http::{HostContext, Routes, host_service};
+use crate::lifecycle::Readiness;
+use crate::telemetry::Metrics;
+
+/// Calls routes in-process.
+#[derive(Clone)]
+pub struct TestClient {
+    service: BoxCloneSyncService<Request, Response, Infallible>,
+    metrics: Metrics,
+}
+
+impl std::fmt::Debug for TestClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TestClient")
+    }
+}
+
+/// A response with its body read.
+#[derive(Debug, Clone)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl TestResponse {
+    /// The body as JSON (`Null` when empty or not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The names of the fields a problem+json body reports.
+    pub fn problem_fields(&self) -> Vec<String> {
+        self.json()["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl TestClient {
+    /// Routes behind the host's layers with a 64 KiB body limit.
+    pub fn new(routes: Routes) -> Self {
+        Self::with_body_limit(routes, 64 * 1024)
+    }
+
+    pub fn with_body_limit(routes: Routes, body_limit: usize) -> Self {
+        let metrics = Metrics::new("test").unwrap_or_else(|e| panic!("metrics: {e}"));
+        let readiness = Readiness::new(0);
+        let service = host_service(
+            routes,
+            HostContext {
+                metrics: metrics.clone(),
+                readiness,
+                body_limit,
+            },
+        );
+        Self {
+            service: BoxCloneSyncService::new(service),
+            metrics,
+        }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub async fn send(&self, request: Request) -> TestResponse {
+        let Ok(response) = self.service.clone().oneshot(request).await;
+        let (parts, body) = response.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        TestResponse {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    /// A request with a raw body and content type.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: impl Into<Bytes>,
+        headers: &[(&str, &str)],
+    ) -> TestResponse {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(ct) = content_type {
+            builder = builder.header(header::CONTENT_TYPE, ct);
+        }
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let request = builder
+            .body(Body::from(body.into()))
+            .unwrap_or_else(|e| panic!("bad test request: {e}"));
+        self.send(request).await
+    }
+
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.raw(Method::GET, path, None, Bytes::new(), &[]).await
+    }
+
+    pub async fn delete(&self, path: &str) -> TestResponse {
+        self.raw(Method::DELETE, path, None, Bytes::new(), &[])
+            .await
+    }
+
+    /// A JSON request.
+    pub async fn json(&self, method: Method, path: &str, body: &serde_json::Value) -> TestResponse {
+        self.json_with(method, path, body, &[]).await
+    }
+
+    pub async fn json_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: &serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> TestResponse {
+        let bytes = serde_json::to_vec(body).unwrap_or_default();
+        self.raw(method, path, Some("application/json"), bytes, headers)
+            .await
+    }
+}
