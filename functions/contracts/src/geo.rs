@@ -155,3 +155,34 @@ mod tests {
         assert_eq!(distance_miles(&seattle, &seattle), 0.0);
     }
 }
+
+/// Reads a `{altitude, latitude, longitude}` object from a request body, naming each bad
+/// coordinate.
+pub fn read_location(
+    v: &mut runtime::json::Validator,
+    obj: &runtime::json::Obj<'_>,
+    key: &str,
+    required: bool,
+) -> Option<Location> {
+    let loc = v.object(obj, &[key], required)?;
+    let altitude = v.number(&loc, "altitude", f64::MIN, false).unwrap_or(0.0);
+    let mut coordinate = |key: &str, limit: f64| {
+        let x = v.number(&loc, key, -limit, true)?;
+        if x > limit {
+            v.error(
+                Some(&loc),
+                key,
+                format!("must be between -{limit} and {limit}"),
+            );
+            return None;
+        }
+        Some(x)
+    };
+    let latitude = coordinate("latitude", 90.0);
+    let longitude = coordinate("longitude", 180.0);
+    Some(Location {
+        altitude,
+        latitude: latitude?,
+        longitude: longitude?,
+    })
+}

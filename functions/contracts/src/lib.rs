@@ -4,6 +4,7 @@
 
 pub mod geo;
 pub mod message;
+pub mod period;
 pub mod requests;
 
 use runtime::named_enum;
@@ -19,5 +20,6 @@ named_enum! {
     pub enum ConfirmationType { None, FingerPrint, Picture, Voice }
 }
 
-pub use geo::{Location, ServiceArea, distance_miles};
+pub use geo::{Location, ServiceArea, distance_miles, read_location};
 pub use message::{CancelMessage, DeliveryMessage, Operation, PackageInfo, RescheduleMessage};
+pub use period::OwnerMonth;

@@ -1,1 +1,224 @@
+//! The dronescheduler function: assigns drones from a fleet to deliveries.
+//!
+//! - `PUT /api/DroneDeliveries/{deliveryId}` -> 200 {droneId, ...}: the least-loaded drone
+//!   of the fleet for a new delivery; the same drone again for a known one (a re-plan
+//!   updates the route and keeps the drone).
+//! - `DELETE /api/DroneDeliveries/{deliveryId}` -> 200 | 404: frees the drone.
+//! - `GET /api/DroneDeliveries/utilization?ownerId=&year=&month=` -> 200 {traveledMiles,
+//!   assignedHours} summed over the owner's assignments in that month | 400 | 404.
+//!
+//! A drone works through the deliveries assigned to it in turn, so it may hold several;
+//! new work goes to the drone with the fewest, which spreads load and never runs out.
+//! Miles are the great-circle distance from pickup to dropoff; hours are miles over the
+//! configured drone speed.
 
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, put};
+use chrono::{DateTime, FixedOffset};
+use contracts::requests::PackageDetail;
+use contracts::{Location, OwnerMonth, PackageSize, read_location};
+use runtime::json::Validator;
+use runtime::{
+    ApiError, App, Bindings, EnvReader, Function, JsonBody, Routes, StartError, check_id,
+};
+use serde::{Deserialize, Serialize};
+
+pub use store::{DroneStore, MemoryDroneStore};
+
+/// A drone's assignment to a delivery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Assignment {
+    pub delivery_id: String,
+    pub drone_id: String,
+    pub owner_id: Option<String>,
+    pub pickup: Location,
+    pub dropoff: Location,
+    pub package_details: Vec<PackageDetail>,
+    pub expedited: bool,
+    /// The pickup time, or when the drone was assigned if none was given; utilization is
+    /// counted in this month.
+    pub scheduled_for: DateTime<FixedOffset>,
+    pub miles: f64,
+    pub hours: f64,
+}
+
+/// What a PUT asks for. `None` fields keep their stored values on a re-plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub delivery_id: String,
+    pub owner_id: Option<String>,
+    pub pickup: Option<Location>,
+    pub dropoff: Option<Location>,
+    pub package_details: Option<Vec<PackageDetail>>,
+    pub expedited: Option<bool>,
+    pub pickup_time: Option<DateTime<FixedOffset>>,
+}
+
+/// Configuration: fleet size and drone speed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SchedulerConfig {
+    pub fleet_size: u32,
+    pub speed_mph: f64,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            fleet_size: 100,
+            speed_mph: 40.0,
+        }
+    }
+}
+
+impl SchedulerConfig {
+    /// `DRONE_FLEET_SIZE` (1..=100000, default 100), `DRONE_SPEED_MPH` (default 40).
+    pub fn from_env(r: &mut EnvReader<'_>) -> Self {
+        let d = Self::default();
+        Self {
+            fleet_size: r.number_in("DRONE_FLEET_SIZE", d.fleet_size, 1, 100_000),
+            speed_mph: r.number_in("DRONE_SPEED_MPH", d.speed_mph, 1.0, 500.0),
+        }
+    }
+}
+
+/// The drone ids of a fleet of `n`: `drone-0001`, `drone-0002`, ...
+pub fn fleet(n: u32) -> Vec<String> {
+    (1..=n).map(|i| format!("drone-{i:04}")).collect()
+}
+
+/// The function, for the host.
+#[derive(Debug)]
+pub struct DroneScheduler;
+
+impl Function for DroneScheduler {
+    const NAME: &'static str = "dronescheduler";
+    type Config = SchedulerConfig;
+
+    fn config(env: &mut EnvReader<'_>) -> SchedulerConfig {
+        SchedulerConfig::from_env(env)
+    }
+
+    async fn build(config: SchedulerConfig, _: &Bindings) -> Result<App, StartError> {
+        let store = Arc::new(MemoryDroneStore::new(fleet(config.fleet_size)));
+        Ok(App::http(routes(store, config)))
+    }
+}
+
+#[derive(Debug, Clone)]
+struct AppState {
+    store: Arc<dyn DroneStore>,
+    config: SchedulerConfig,
+}
+
+/// The routes over `store`.
+pub fn routes(store: Arc<dyn DroneStore>, config: SchedulerConfig) -> Routes {
+    Routes::new()
+        .route("/api/dronedeliveries/utilization", get(utilization))
+        .route(
+            "/api/dronedeliveries/{delivery_id}",
+            put(assign).delete(release),
+        )
+        .with_state(AppState { store, config })
+}
+
+fn read_plan(delivery_id: &str, body: &serde_json::Value) -> Result<Plan, ApiError> {
+    let mut v = Validator::new();
+    let plan = v.root(body).map(|root| {
+        if let Some(body_id) = v.string(&root, &["deliveryId"], false) {
+            if body_id != delivery_id {
+                v.error(Some(&root), "deliveryId", "must match the id in the path");
+            }
+        }
+        let details = v.has(&root, "packageDetails").then(|| {
+            v.objects(&root, "packageDetails", false)
+                .iter()
+                .filter_map(|d| {
+                    let id = v.string(d, &["id"], true);
+                    let size = v.named::<PackageSize>(d, "size", true);
+                    Some(PackageDetail {
+                        id: id?,
+                        size: size?,
+                    })
+                })
+                .collect()
+        });
+        Plan {
+            delivery_id: delivery_id.to_owned(),
+            owner_id: v.string(&root, &["ownerId"], false),
+            pickup: read_location(&mut v, &root, "pickup", false),
+            dropoff: read_location(&mut v, &root, "dropoff", false),
+            package_details: details,
+            expedited: v.boolean(&root, "expedited"),
+            pickup_time: v.timestamp(&root, "pickupTime", false),
+        }
+    });
+    v.finish()?;
+    plan.ok_or_else(|| ApiError::BadRequest("the body must be a JSON object".into()))
+}
+
+async fn assign(
+    State(state): State<AppState>,
+    Path(delivery_id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Assignment>, ApiError> {
+    check_id("deliveryId", &delivery_id)?;
+    let plan = read_plan(&delivery_id, &body)?;
+    let assignment = state.store.assign(plan, state.config.speed_mph).await?;
+    Ok(Json(assignment))
+}
+
+async fn release(
+    State(state): State<AppState>,
+    Path(delivery_id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    check_id("deliveryId", &delivery_id)?;
+    match state.store.release(&delivery_id).await? {
+        Some(drone_id) => Ok(Json(
+            serde_json::json!({"deliveryId": delivery_id, "droneId": drone_id}),
+        )),
+        None => Err(ApiError::NotFound(format!(
+            "no drone is assigned to delivery {delivery_id}"
+        ))),
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Utilization {
+    traveled_miles: f64,
+    assigned_hours: f64,
+}
+
+async fn utilization(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Utilization>, ApiError> {
+    let period = OwnerMonth::from_query(&q)?;
+    let assignments = state.store.owner_assignments(&period.owner_id).await?;
+    let in_month: Vec<_> = assignments
+        .iter()
+        .filter(|a| period.contains(&a.scheduled_for))
+        .collect();
+    if in_month.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "owner {} has no drone assignments in {}",
+            period.owner_id,
+            period.key()
+        )));
+    }
+    Ok(Json(Utilization {
+        traveled_miles: round2(in_month.iter().map(|a| a.miles).sum()),
+        assigned_hours: round2(in_month.iter().map(|a| a.hours).sum()),
+    }))
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
