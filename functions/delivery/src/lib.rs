@@ -1,1 +1,419 @@
+//! The delivery function: HTTP trigger over the delivery store.
+//!
+//! - `GET /api/deliveries/{id}`, `GET /api/deliveries/public/{id}` -> 200 | 404
+//! - `GET /api/deliveries/{id}/owner` -> 200 {userId, accountId} | 404
+//! - `GET /api/deliveries/{id}/status` -> 200 {stage, lastKnownLocation, pickupETA,
+//!   deliveryETA}, computed from the delivery and its tracking events
+//! - `PUT /api/deliveries/{id}` -> 201 created | 204 replaced | 409 already finished
+//! - `PATCH /api/deliveries/{id}` {pickup, dropoff, deadline, pickupTime} -> 200 | 404 | 409
+//! - `DELETE /api/deliveries/{id}` -> 200 | 404 | 409: a `Cancelled` event; kept 7 days
+//! - `POST /api/deliveries/{id}/notifymerequests` {emailAddress, sms} -> 204 | 404
+//! - `POST /api/deliveries/{id}/confirmations` -> 200 | 404 | 409: `Completed`; kept 7 days
+//! - `GET /api/deliveries/summary?ownerId=&year=&month=` -> 200 {count}
 
+pub mod model;
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use contracts::requests::{DeliveryDocument, UserAccount};
+use contracts::{ConfirmationType, OwnerMonth, read_location};
+use runtime::json::Validator;
+use runtime::store::Upsert;
+use runtime::{
+    ApiError, App, Bindings, EnvReader, Function, JsonBody, Routes, StartError, check_id,
+};
+use serde_json::{Value, json};
+
+pub use model::{DeliveryStage, DeliveryStatus, NotifyMeRequest, StoredDelivery, TrackingEvent};
+pub use store::{DeliveryStore, MemoryDeliveryStore};
+
+/// Configuration: how long deliveries are kept, and the drone speed for ETAs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeliveryConfig {
+    pub finished_ttl: Duration,
+    pub active_ttl: Duration,
+    pub speed_mph: f64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            finished_ttl: Duration::from_secs(7 * 24 * 3600),
+            active_ttl: Duration::from_secs(30 * 24 * 3600),
+            speed_mph: 40.0,
+        }
+    }
+}
+
+impl DeliveryConfig {
+    /// `FINISHED_DELIVERY_TTL_SECONDS` (default 7 days), `ACTIVE_DELIVERY_TTL_SECONDS`
+    /// (default 30 days), `DRONE_SPEED_MPH` (default 40).
+    pub fn from_env(r: &mut EnvReader<'_>) -> Self {
+        let d = Self::default();
+        let (min, max) = (Duration::from_secs(1), Duration::from_secs(400 * 24 * 3600));
+        Self {
+            finished_ttl: r.seconds("FINISHED_DELIVERY_TTL_SECONDS", d.finished_ttl, min, max),
+            active_ttl: r.seconds("ACTIVE_DELIVERY_TTL_SECONDS", d.active_ttl, min, max),
+            speed_mph: r.number_in("DRONE_SPEED_MPH", d.speed_mph, 1.0, 500.0),
+        }
+    }
+}
+
+/// The function, for the host.
+#[derive(Debug)]
+pub struct Delivery;
+
+impl Function for Delivery {
+    const NAME: &'static str = "delivery";
+    type Config = DeliveryConfig;
+
+    fn config(env: &mut EnvReader<'_>) -> DeliveryConfig {
+        DeliveryConfig::from_env(env)
+    }
+
+    async fn build(config: DeliveryConfig, _: &Bindings) -> Result<App, StartError> {
+        Ok(App::http(routes(
+            Arc::new(MemoryDeliveryStore::default()),
+            config,
+        )))
+    }
+}
+
+#[derive(Debug, Clone)]
+struct AppState {
+    store: Arc<dyn DeliveryStore>,
+    config: DeliveryConfig,
+}
+
+/// The routes over `store`.
+pub fn routes(store: Arc<dyn DeliveryStore>, config: DeliveryConfig) -> Routes {
+    Routes::new()
+        .route("/api/deliveries/summary", get(summary))
+        .route("/api/deliveries/public/{id}", get(get_delivery))
+        .route(
+            "/api/deliveries/{id}",
+            get(get_delivery)
+                .put(put_delivery)
+                .patch(patch_delivery)
+                .delete(cancel_delivery),
+        )
+        .route("/api/deliveries/{id}/owner", get(get_owner))
+        .route("/api/deliveries/{id}/status", get(get_status))
+        .route("/api/deliveries/{id}/notifymerequests", post(notify_me))
+        .route("/api/deliveries/{id}/confirmations", post(confirm))
+        .with_state(AppState { store, config })
+}
+
+type AppStateOf = State<AppState>;
+
+fn now() -> chrono::DateTime<chrono::FixedOffset> {
+    OwnerMonth::now()
+}
+
+/// The delivery and its history, or 404.
+async fn load(
+    state: &AppState,
+    id: &str,
+) -> Result<(StoredDelivery, Vec<TrackingEvent>), ApiError> {
+    check_id("id", id)?;
+    let Some(delivery) = state.store.get(id).await? else {
+        return Err(ApiError::NotFound(format!("delivery {id} does not exist")));
+    };
+    let events = state.store.events(id).await?;
+    Ok((delivery, events))
+}
+
+fn stage_of(events: &[TrackingEvent]) -> DeliveryStage {
+    events.last().map_or(DeliveryStage::Created, |e| e.stage)
+}
+
+fn refuse_if_finished(id: &str, events: &[TrackingEvent]) -> Result<(), ApiError> {
+    let stage = stage_of(events);
+    if stage.is_finished() {
+        return Err(ApiError::Conflict(format!(
+            "delivery {id} is already {stage}"
+        )));
+    }
+    Ok(())
+}
+
+async fn get_delivery(
+    State(state): AppStateOf,
+    Path(id): Path<String>,
+) -> Result<Json<DeliveryDocument>, ApiError> {
+    let (delivery, _) = load(&state, &id).await?;
+    Ok(Json(delivery.document))
+}
+
+async fn get_owner(
+    State(state): AppStateOf,
+    Path(id): Path<String>,
+) -> Result<Json<UserAccount>, ApiError> {
+    let (delivery, _) = load(&state, &id).await?;
+    Ok(Json(delivery.document.owner))
+}
+
+async fn get_status(
+    State(state): AppStateOf,
+    Path(id): Path<String>,
+) -> Result<Json<DeliveryStatus>, ApiError> {
+    let (delivery, events) = load(&state, &id).await?;
+    Ok(Json(DeliveryStatus::compute(
+        &delivery,
+        &events,
+        state.config.speed_mph,
+    )))
+}
+
+fn read_document(id: &str, body: &Value) -> Result<DeliveryDocument, ApiError> {
+    let mut v = Validator::new();
+    let doc = v.root(body).map(|root| {
+        if let Some(body_id) = v.string(&root, &["id"], false) {
+            if body_id != id {
+                v.error(Some(&root), "id", "must match the id in the path");
+            }
+        }
+        let owner = v.object(&root, &["owner"], true).map(|o| {
+            let user_id = v.string(&o, &["userId"], true);
+            let account_id = v.string(&o, &["accountId"], true);
+            (user_id, account_id)
+        });
+        let pickup = read_location(&mut v, &root, "pickup", true);
+        let dropoff = read_location(&mut v, &root, "dropoff", true);
+        let deadline = v.string(&root, &["deadline"], false);
+        let expedited = v.boolean(&root, "expedited").unwrap_or(false);
+        let confirmation = v.named::<ConfirmationType>(&root, "confirmationRequired", true);
+        let drone_id = v.string(&root, &["droneId"], false);
+        let pickup_time = v.timestamp(&root, "pickupTime", false);
+        match (owner, pickup, dropoff, confirmation) {
+            (
+                Some((Some(user_id), Some(account_id))),
+                Some(pickup),
+                Some(dropoff),
+                Some(confirmation_required),
+            ) => Some(DeliveryDocument {
+                id: id.to_owned(),
+                owner: UserAccount {
+                    user_id,
+                    account_id,
+                },
+                pickup,
+                dropoff,
+                deadline,
+                expedited,
+                confirmation_required,
+                drone_id,
+                pickup_time,
+            }),
+            _ => None,
+        }
+    });
+    v.finish()?;
+    doc.flatten()
+        .ok_or_else(|| ApiError::BadRequest("the delivery is incomplete".into()))
+}
+
+async fn put_delivery(
+    State(state): AppStateOf,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<StatusCode, ApiError> {
+    check_id("id", &id)?;
+    let document = read_document(&id, &body)?;
+    let existing = state.store.get(&id).await?;
+    if existing.is_some() {
+        refuse_if_finished(&id, &state.store.events(&id).await?)?;
+    }
+    let pickup = document.pickup;
+    let created_at = existing.map_or_else(now, |e| e.created_at);
+    let ttl = state.config.active_ttl;
+    let outcome = state
+        .store
+        .put(
+            StoredDelivery {
+                document,
+                created_at,
+            },
+            ttl,
+        )
+        .await?;
+    Ok(match outcome {
+        Upsert::Created => {
+            let event = TrackingEvent {
+                stage: DeliveryStage::Created,
+                at: created_at,
+                location: Some(pickup),
+            };
+            state.store.append_event(&id, event, ttl).await?;
+            StatusCode::CREATED
+        }
+        Upsert::Updated => StatusCode::NO_CONTENT,
+    })
+}
+
+async fn patch_delivery(
+    State(state): AppStateOf,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<DeliveryDocument>, ApiError> {
+    let mut v = Validator::new();
+    let patch = v
+        .root(&body)
+        .map(|root| contracts::requests::DeliveryPatch {
+            pickup: read_location(&mut v, &root, "pickup", false),
+            dropoff: read_location(&mut v, &root, "dropoff", false),
+            deadline: v.string(&root, &["deadline"], false),
+            pickup_time: v.timestamp(&root, "pickupTime", false),
+        });
+    v.finish()?;
+    let patch = patch.unwrap_or_default();
+    if patch == contracts::requests::DeliveryPatch::default() {
+        return Err(ApiError::BadRequest(
+            "nothing to change: give at least one of pickup, dropoff, deadline, pickupTime".into(),
+        ));
+    }
+    let (mut delivery, events) = load(&state, &id).await?;
+    refuse_if_finished(&id, &events)?;
+    let doc = &mut delivery.document;
+    doc.pickup = patch.pickup.unwrap_or(doc.pickup);
+    doc.dropoff = patch.dropoff.unwrap_or(doc.dropoff);
+    doc.deadline = patch.deadline.or(doc.deadline.take());
+    doc.pickup_time = patch.pickup_time.or(doc.pickup_time);
+    let event = TrackingEvent {
+        stage: DeliveryStage::Rescheduled,
+        at: now(),
+        location: Some(doc.pickup),
+    };
+    let ttl = state.config.active_ttl;
+    state.store.put(delivery.clone(), ttl).await?;
+    state.store.append_event(&id, event, ttl).await?;
+    Ok(Json(delivery.document))
+}
+
+async fn cancel_delivery(
+    State(state): AppStateOf,
+    Path(id): Path<String>,
+) -> Result<Json<DeliveryStatus>, ApiError> {
+    let (delivery, mut events) = load(&state, &id).await?;
+    match stage_of(&events) {
+        DeliveryStage::Cancelled => {}
+        DeliveryStage::Completed => {
+            return Err(ApiError::Conflict(format!(
+                "delivery {id} is already Completed"
+            )));
+        }
+        _ => {
+            let event = TrackingEvent {
+                stage: DeliveryStage::Cancelled,
+                at: now(),
+                location: None,
+            };
+            state
+                .store
+                .append_event(&id, event.clone(), state.config.finished_ttl)
+                .await?;
+            events.push(event);
+        }
+    }
+    Ok(Json(DeliveryStatus::compute(
+        &delivery,
+        &events,
+        state.config.speed_mph,
+    )))
+}
+
+async fn notify_me(
+    State(state): AppStateOf,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<StatusCode, ApiError> {
+    let mut v = Validator::new();
+    let request = v.root(&body).map(|root| {
+        let email_address = v.string(&root, &["emailAddress"], false);
+        if email_address.as_deref().is_some_and(|e| !e.contains('@')) {
+            v.error(Some(&root), "emailAddress", "must be an email address");
+        }
+        let sms = v.string(&root, &["sms"], false);
+        if email_address.is_none() && sms.is_none() {
+            v.error(
+                Some(&root),
+                "emailAddress",
+                "give an emailAddress or an sms number",
+            );
+        }
+        NotifyMeRequest { email_address, sms }
+    });
+    v.finish()?;
+    let Some(request) = request else {
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object".into(),
+        ));
+    };
+    load(&state, &id).await?;
+    state.store.add_notification(&id, request).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn confirm(
+    State(state): AppStateOf,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<DeliveryStatus>, ApiError> {
+    let mut v = Validator::new();
+    let confirmation = v.root(&body).map(|root| {
+        let at = v.timestamp(&root, "dateTime", true);
+        let location = read_location(&mut v, &root, "geoCoordinates", false);
+        let kind = v.named::<ConfirmationType>(&root, "confirmationType", true);
+        v.string(&root, &["confirmationBlob"], false);
+        (at, location, kind)
+    });
+    v.finish()?;
+    let Some((Some(at), location, Some(_))) = confirmation else {
+        return Err(ApiError::BadRequest(
+            "the confirmation is incomplete".into(),
+        ));
+    };
+    let (delivery, mut events) = load(&state, &id).await?;
+    match stage_of(&events) {
+        DeliveryStage::Completed => {}
+        DeliveryStage::Cancelled => {
+            return Err(ApiError::Conflict(format!("delivery {id} was Cancelled")));
+        }
+        _ => {
+            let event = TrackingEvent {
+                stage: DeliveryStage::Completed,
+                at,
+                location: location.or(Some(delivery.document.dropoff)),
+            };
+            state
+                .store
+                .append_event(&id, event.clone(), state.config.finished_ttl)
+                .await?;
+            events.push(event);
+        }
+    }
+    Ok(Json(DeliveryStatus::compute(
+        &delivery,
+        &events,
+        state.config.speed_mph,
+    )))
+}
+
+async fn summary(
+    State(state): AppStateOf,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let period = OwnerMonth::from_query(&q)?;
+    let count = state
+        .store
+        .count_for_owner_month(&period.owner_id, &period.key())
+        .await?;
+    Ok(Json(json!({ "count": count })))
+}
