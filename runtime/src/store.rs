@@ -177,6 +177,20 @@ impl<K: Hash + Eq + Ord + Clone, V> ExpiringMap<K, V> {
         }
     }
 
+    /// Drops the entries closest to expiry until at most `max` are held (a size cap on top
+    /// of the TTL).
+    pub fn evict_to(&mut self, max: usize) {
+        self.purge_expired();
+        while self.entries.len() > max {
+            match self.deadlines.pop_first() {
+                Some((_, k)) => {
+                    self.entries.remove(&k);
+                }
+                None => break,
+            }
+        }
+    }
+
     /// Entries held, expired ones not yet purged included.
     pub fn len(&self) -> usize {
         self.entries.len()
