@@ -357,3 +357,38 @@ pub fn is_retriable(status: StatusCode) -> bool {
         || status == StatusCode::TOO_MANY_REQUESTS
         || status.is_server_error()
 }
+
+/// Percent-encodes one path segment (RFC 3986 unreserved characters pass as they are), so
+/// an id with `/`, `?` or spaces cannot change which route a call reaches.
+pub fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(path_segment("a-b_c.d~1"), "a-b_c.d~1");
+        assert_eq!(path_segment("a/b c?"), "a%2Fb%20c%3F");
+    }
+
+    #[test]
+    fn retriable_statuses() {
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert!(is_retriable(StatusCode::from_u16(s).unwrap()), "{s}");
+        }
+        for s in [200, 201, 204, 400, 404, 409, 422] {
+            assert!(!is_retriable(StatusCode::from_u16(s).unwrap()), "{s}");
+        }
+    }
+}
