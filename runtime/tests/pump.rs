@@ -1,0 +1,218 @@
+//! The queue pump: bounds, lock renewal, failure handling and graceful shutdown.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use runtime::MessageError;
+use runtime::dispatch::{DispatchOptions, QueueHandler, run_pump};
+use runtime::lifecycle::Shutdown;
+use runtime::queue::embedded::EmbeddedQueue;
+use runtime::queue::{OutgoingMessage, QueueSender, QueueSettings, ReceivedMessage};
+use runtime::telemetry::Metrics;
+use tokio::task::JoinHandle;
+
+fn queue(lock: Duration) -> Arc<EmbeddedQueue> {
+    Arc::new(EmbeddedQueue::new(
+        "q",
+        QueueSettings {
+            lock_duration: lock,
+            max_delivery_count: 5,
+            ..QueueSettings::default()
+        },
+    ))
+}
+
+fn options(concurrency: usize, prefetch: usize, grace: Duration) -> DispatchOptions {
+    DispatchOptions {
+        max_concurrency: concurrency,
+        prefetch,
+        handler_timeout: Duration::from_secs(60),
+        receive_wait: Duration::from_millis(20),
+        drain_grace: grace,
+    }
+}
+
+fn start(
+    q: &Arc<EmbeddedQueue>,
+    handler: impl QueueHandler,
+    options: DispatchOptions,
+) -> (Shutdown, Metrics, JoinHandle<()>) {
+    let shutdown = Shutdown::new();
+    let metrics = Metrics::new("test").unwrap();
+    let pump = tokio::spawn(run_pump(
+        q.clone(),
+        Arc::new(handler),
+        options,
+        metrics.clone(),
+        shutdown.clone(),
+        || {},
+    ));
+    (shutdown, metrics, pump)
+}
+
+async fn send(q: &EmbeddedQueue, n: usize) {
+    for i in 0..n {
+        q.send(OutgoingMessage::json(format!("m{i}"), "{}"))
+            .await
+            .unwrap();
+    }
+}
+
+async fn until(what: &str, cond: impl Fn() -> bool) {
+    for _ in 0..1000 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+fn settled(m: &Metrics, outcome: &str) -> u64 {
+    m.queue_settled.with_label_values(&[outcome]).get()
+}
+
+#[tokio::test]
+async fn never_runs_more_than_the_concurrency_nor_locks_more_than_concurrency_plus_prefetch() {
+    let q = queue(Duration::from_secs(30));
+    send(&q, 20).await;
+    let running = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let handler = {
+        let (running, gate) = (running.clone(), gate.clone());
+        move |_m: ReceivedMessage| {
+            let (running, gate) = (running.clone(), gate.clone());
+            async move {
+                running.fetch_add(1, Ordering::SeqCst);
+                gate.acquire().await.unwrap().forget();
+                running.fetch_sub(1, Ordering::SeqCst);
+                Ok::<(), MessageError>(())
+            }
+        }
+    };
+    let (shutdown, metrics, pump) = start(&q, handler, options(3, 2, Duration::from_secs(5)));
+    until("three handlers running", || {
+        running.load(Ordering::SeqCst) == 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(running.load(Ordering::SeqCst), 3);
+    assert_eq!(q.locked_count(), 5, "3 running + 2 prefetched");
+    gate.add_permits(100);
+    until("all completed", || settled(&metrics, "completed") == 20).await;
+    shutdown.trigger();
+    pump.await.unwrap();
+}
+
+#[tokio::test]
+async fn locks_are_renewed_while_a_handler_runs_longer_than_the_lock() {
+    let q = queue(Duration::from_millis(200));
+    send(&q, 1).await;
+    let handler = |_m: ReceivedMessage| async {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        Ok::<(), MessageError>(())
+    };
+    let (shutdown, metrics, pump) = start(&q, handler, options(1, 0, Duration::from_secs(5)));
+    until("completed", || settled(&metrics, "completed") == 1).await;
+    assert!(metrics.queue_lock_renewals.get() >= 2);
+    assert_eq!(metrics.queue_locks_lost.get(), 0);
+    assert_eq!(q.active_count() + q.locked_count(), 0);
+    shutdown.trigger();
+    pump.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_panicking_handler_abandons_and_the_pump_survives() {
+    let q = queue(Duration::from_secs(30));
+    send(&q, 1).await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let handler = {
+        let calls = calls.clone();
+        move |_m: ReceivedMessage| {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    panic!("boom");
+                }
+                Ok::<(), MessageError>(())
+            }
+        }
+    };
+    let (shutdown, metrics, pump) = start(&q, handler, options(1, 0, Duration::from_secs(5)));
+    until("completed after the panic", || {
+        settled(&metrics, "completed") == 1
+    })
+    .await;
+    assert_eq!(settled(&metrics, "abandoned"), 1);
+    shutdown.trigger();
+    pump.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_handler_past_its_timeout_is_abandoned() {
+    let q = queue(Duration::from_secs(30));
+    send(&q, 1).await;
+    let handler = |_m: ReceivedMessage| async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        Ok::<(), MessageError>(())
+    };
+    let mut o = options(1, 0, Duration::from_secs(5));
+    o.handler_timeout = Duration::from_millis(50);
+    let (shutdown, metrics, pump) = start(&q, handler, o);
+    until("abandoned", || settled(&metrics, "abandoned") >= 1).await;
+    shutdown.trigger();
+    pump.await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_lets_an_in_flight_message_finish_within_the_grace() {
+    let q = queue(Duration::from_secs(30));
+    send(&q, 1).await;
+    let started = Arc::new(tokio::sync::Notify::new());
+    let handler = {
+        let started = started.clone();
+        move |_m: ReceivedMessage| {
+            let started = started.clone();
+            async move {
+                started.notify_one();
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                Ok::<(), MessageError>(())
+            }
+        }
+    };
+    let (shutdown, metrics, pump) = start(&q, handler, options(1, 0, Duration::from_secs(5)));
+    started.notified().await;
+    shutdown.trigger();
+    q.send(OutgoingMessage::json("late", "{}")).await.unwrap();
+    pump.await.unwrap();
+    assert_eq!(
+        settled(&metrics, "completed"),
+        1,
+        "the in-flight message finished"
+    );
+    assert_eq!(
+        q.active_count(),
+        1,
+        "the message sent after shutdown was not taken"
+    );
+    assert_eq!(q.locked_count(), 0);
+}
+
+#[tokio::test]
+async fn shutdown_releases_what_cannot_finish_in_time_so_nothing_is_lost() {
+    let q = queue(Duration::from_secs(30));
+    send(&q, 4).await;
+    let handler = |_m: ReceivedMessage| async {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        Ok::<(), MessageError>(())
+    };
+    let (shutdown, metrics, pump) = start(&q, handler, options(2, 2, Duration::from_millis(100)));
+    until("four locked", || q.locked_count() == 4).await;
+    shutdown.trigger();
+    pump.await.unwrap();
+    assert_eq!(q.locked_count(), 0);
+    assert_eq!(q.active_count(), 4, "every message is back in the queue");
+    assert_eq!(settled(&metrics, "completed"), 0);
+    assert_eq!(settled(&metrics, "abandoned"), 4);
+}
