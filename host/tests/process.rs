@@ -1,0 +1,81 @@
+//! The `fabrikam` binary: config validation before binding, and SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn fabrikam() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_fabrikam"));
+    c.arg("dev")
+        .env("LOG_FORMAT", "json")
+        .env_remove("RUST_LOG");
+    c
+}
+
+#[test]
+fn bad_config_names_every_variable_and_binds_nothing() {
+    let out = fabrikam()
+        .env("DEV_GATEWAY_PORT", "eighty")
+        .env("DRONE_FLEET_SIZE", "0")
+        .env("DELIVERY_SERVICE_URL", "not a url")
+        .env("SHUTDOWN_GRACE_SECONDS", "-1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for var in [
+        "DEV_GATEWAY_PORT",
+        "DRONE_FLEET_SIZE",
+        "DELIVERY_SERVICE_URL",
+        "SHUTDOWN_GRACE_SECONDS",
+    ] {
+        assert!(stderr.contains(var), "{var} missing from: {stderr}");
+    }
+}
+
+#[test]
+fn unknown_commands_are_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_fabrikam"))
+        .arg("deploy")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("usage"));
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_drains_and_exits_zero() {
+    let mut child = fabrikam()
+        .env("DEV_GATEWAY_PORT", "0")
+        .env("DEV_FIRST_FUNCTION_PORT", "0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut ready = false;
+    while Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        if line.contains("queue trigger receiving") {
+            ready = true;
+            break;
+        }
+    }
+    assert!(ready, "the system did not start");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(0), "{rest:?}");
+    assert!(rest.iter().any(|l| l.contains("draining")), "{rest:?}");
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("\"stopped\"") || l.contains("stopped")),
+        "{rest:?}"
+    );
+}

@@ -1,0 +1,172 @@
+//! The whole local system, end to end through the gateway, as the README walks through it.
+
+use std::time::Duration;
+
+use host::{DevConfig, start_dev};
+use http::Method;
+use runtime::client::{Backoff, CallResponse, Downstream, DownstreamPolicy};
+use runtime::lifecycle::Shutdown;
+use runtime::telemetry::Metrics;
+use serde_json::{Value, json};
+
+fn client(addr: std::net::SocketAddr) -> Downstream {
+    let policy = DownstreamPolicy {
+        max_attempts: 1,
+        backoff: Backoff {
+            base: Duration::from_millis(1),
+            max: Duration::from_millis(1),
+        },
+        ..DownstreamPolicy::default()
+    };
+    Downstream::new(
+        "test",
+        &format!("http://{addr}"),
+        policy,
+        Metrics::new("t").unwrap(),
+    )
+}
+
+async fn call(c: &Downstream, method: Method, path: &str, body: Option<&Value>) -> CallResponse {
+    c.call(method, path, body, None).await.unwrap()
+}
+
+/// Polls until `check` holds for the JSON at `path`, for up to a second.
+async fn eventually(c: &Downstream, path: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let started = tokio::time::Instant::now();
+    loop {
+        let r = call(c, Method::GET, path, None).await;
+        let body: Value = r.json().unwrap_or(Value::Null);
+        if r.status == 200 && check(&body) {
+            return body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{path} never satisfied the check; last: {} {body}",
+            r.status
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn sample() -> Value {
+    serde_json::from_str(include_str!(
+        "../../functions/ingestion/tests/fixtures/delivery_request.json"
+    ))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_request_becomes_a_scheduled_delivery_then_is_rescheduled_and_cancelled() {
+    let shutdown = Shutdown::new();
+    let system = start_dev(DevConfig::ephemeral(), shutdown.clone())
+        .await
+        .unwrap();
+    let gw = client(system.gateway);
+
+    let accepted = call(&gw, Method::POST, "/api/deliveryrequests", Some(&sample())).await;
+    assert_eq!(accepted.status, 202);
+    let id = accepted.json::<Value>().unwrap()["deliveryId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let delivery = eventually(&gw, &format!("/api/Deliveries/{id}"), |d| {
+        d["droneId"].is_string()
+    })
+    .await;
+    assert!(delivery["droneId"].as_str().unwrap().starts_with("drone-"));
+    let status = eventually(&gw, &format!("/api/deliveries/{id}/status"), |_| true).await;
+    assert_eq!(status["stage"], "Created");
+    let package = call(&gw, Method::GET, "/api/packages/pkg-1", None).await;
+    assert_eq!(package.status, 200);
+
+    let change = json!({"dropOffLocation": "47.70,-122.00"});
+    assert_eq!(
+        call(
+            &gw,
+            Method::PATCH,
+            &format!("/api/deliveryrequests/{id}"),
+            Some(&change)
+        )
+        .await
+        .status,
+        202
+    );
+    let status = eventually(&gw, &format!("/api/deliveries/{id}/status"), |s| {
+        s["stage"] == "Rescheduled"
+    })
+    .await;
+    assert!(status["deliveryETA"].is_string());
+    let moved = eventually(&gw, &format!("/api/deliveries/{id}"), |d| {
+        d["dropoff"]["latitude"] == 47.7
+    })
+    .await;
+    assert_eq!(
+        moved["droneId"], delivery["droneId"],
+        "rescheduling keeps the drone"
+    );
+
+    assert_eq!(
+        call(
+            &gw,
+            Method::DELETE,
+            &format!("/api/deliveryrequests/{id}"),
+            None
+        )
+        .await
+        .status,
+        204
+    );
+    eventually(&gw, &format!("/api/deliveries/{id}/status"), |s| {
+        s["stage"] == "Cancelled"
+    })
+    .await;
+
+    assert!(system.broker.queue("deliveries").dead_letters().is_empty());
+    shutdown.trigger();
+    system.stopped().await;
+}
+
+#[tokio::test]
+async fn every_function_serves_health_readiness_and_metrics() {
+    let shutdown = Shutdown::new();
+    let system = start_dev(DevConfig::ephemeral(), shutdown.clone())
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        if system.is_ready() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(system.is_ready(), "every trigger reports ready");
+    for name in [
+        "ingestion",
+        "workflow",
+        "delivery",
+        "package",
+        "dronescheduler",
+    ] {
+        let c = client(system.addr_of(name).unwrap());
+        assert_eq!(
+            call(&c, Method::GET, "/healthz", None).await.status,
+            200,
+            "{name}"
+        );
+        assert_eq!(
+            call(&c, Method::GET, "/readyz", None).await.status,
+            200,
+            "{name}"
+        );
+        let metrics = call(&c, Method::GET, "/metrics", None).await;
+        let text = String::from_utf8(metrics.body.to_vec()).unwrap();
+        assert!(
+            text.contains(&format!("function=\"{name}\"")),
+            "{name}: {text}"
+        );
+    }
+    shutdown.trigger();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(!system.is_ready(), "readiness turns false while draining");
+    system.stopped().await;
+}
