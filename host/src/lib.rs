@@ -59,7 +59,7 @@ pub struct DevConfig {
     pub ingestion: ingestion::IngestionConfig,
     pub workflow: workflow::WorkflowConfig,
     pub delivery: delivery::DeliveryConfig,
-    pub package: (),
+    pub package: package::PackageConfig,
     pub dronescheduler: dronescheduler::SchedulerConfig,
 }
 

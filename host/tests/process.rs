@@ -1,5 +1,7 @@
 //! The `fabrikam` binary: config validation before binding, and SIGTERM.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

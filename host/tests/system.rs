@@ -1,5 +1,7 @@
 //! The whole local system, end to end through the gateway, as the README walks through it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use host::{DevConfig, start_dev};

@@ -1,5 +1,7 @@
 //! The downstream client against a real loopback server: retries, circuit breaker, bulkhead.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! The queue pump: bounds, lock renewal, failure handling and graceful shutdown.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

@@ -100,6 +100,37 @@ pub fn distance_miles(a: &Location, b: &Location) -> f64 {
     2.0 * EARTH_RADIUS_MILES * h.sqrt().min(1.0).asin()
 }
 
+/// Reads a `{altitude, latitude, longitude}` object from a request body, naming each bad
+/// coordinate.
+pub fn read_location(
+    v: &mut runtime::json::Validator,
+    obj: &runtime::json::Obj<'_>,
+    key: &str,
+    required: bool,
+) -> Option<Location> {
+    let loc = v.object(obj, &[key], required)?;
+    let altitude = v.number(&loc, "altitude", f64::MIN, false).unwrap_or(0.0);
+    let mut coordinate = |key: &str, limit: f64| {
+        let x = v.number(&loc, key, -limit, true)?;
+        if x > limit {
+            v.error(
+                Some(&loc),
+                key,
+                format!("must be between -{limit} and {limit}"),
+            );
+            return None;
+        }
+        Some(x)
+    };
+    let latitude = coordinate("latitude", 90.0);
+    let longitude = coordinate("longitude", 180.0);
+    Some(Location {
+        altitude,
+        latitude: latitude?,
+        longitude: longitude?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,35 +185,4 @@ mod tests {
         assert!((d - 10.9).abs() < 0.3, "{d}");
         assert_eq!(distance_miles(&seattle, &seattle), 0.0);
     }
-}
-
-/// Reads a `{altitude, latitude, longitude}` object from a request body, naming each bad
-/// coordinate.
-pub fn read_location(
-    v: &mut runtime::json::Validator,
-    obj: &runtime::json::Obj<'_>,
-    key: &str,
-    required: bool,
-) -> Option<Location> {
-    let loc = v.object(obj, &[key], required)?;
-    let altitude = v.number(&loc, "altitude", f64::MIN, false).unwrap_or(0.0);
-    let mut coordinate = |key: &str, limit: f64| {
-        let x = v.number(&loc, key, -limit, true)?;
-        if x > limit {
-            v.error(
-                Some(&loc),
-                key,
-                format!("must be between -{limit} and {limit}"),
-            );
-            return None;
-        }
-        Some(x)
-    };
-    let latitude = coordinate("latitude", 90.0);
-    let longitude = coordinate("longitude", 180.0);
-    Some(Location {
-        altitude,
-        latitude: latitude?,
-        longitude: longitude?,
-    })
 }

@@ -1,5 +1,7 @@
 //! Every delivery route and status code, through the host's HTTP layers.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,5 +1,7 @@
 //! Every ingestion route and status code, with the embedded queue as the output.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

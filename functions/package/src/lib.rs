@@ -62,17 +62,23 @@ impl PackagePatch {
     }
 }
 
+/// Configuration. Empty while the store is embedded; the MongoDB adapter adds its URI.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PackageConfig;
+
 /// The function, for the host.
 #[derive(Debug)]
 pub struct Package;
 
 impl Function for Package {
     const NAME: &'static str = "package";
-    type Config = ();
+    type Config = PackageConfig;
 
-    fn config(_: &mut EnvReader<'_>) {}
+    fn config(_: &mut EnvReader<'_>) -> PackageConfig {
+        PackageConfig
+    }
 
-    async fn build(_: (), _: &Bindings) -> Result<App, StartError> {
+    async fn build(_: PackageConfig, _: &Bindings) -> Result<App, StartError> {
         Ok(App::http(routes(Arc::new(MemoryPackageStore::default()))))
     }
 }

@@ -1,5 +1,7 @@
 //! Each operation against the real backends, and how each failure is settled.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use runtime::MessageError;

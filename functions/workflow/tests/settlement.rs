@@ -1,5 +1,7 @@
 //! The workflow behind the host's queue pump and the embedded queue: each settlement path.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::sync::Arc;

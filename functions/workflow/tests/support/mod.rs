@@ -1,7 +1,7 @@
 //! The three backend functions on loopback ports, with faults injectable in front of
 //! delivery.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
