@@ -315,11 +315,7 @@ async fn cancel_delivery(
                 at: now(),
                 location: None,
             };
-            state
-                .store
-                .append_event(&id, event.clone(), state.config.finished_ttl)
-                .await?;
-            events.push(event);
+            finish(&state, &id, &mut events, event).await?;
         }
     }
     Ok(Json(DeliveryStatus::compute(
@@ -392,11 +388,7 @@ async fn confirm(
                 at,
                 location: location.or(Some(delivery.document.dropoff)),
             };
-            state
-                .store
-                .append_event(&id, event.clone(), state.config.finished_ttl)
-                .await?;
-            events.push(event);
+            finish(&state, &id, &mut events, event).await?;
         }
     }
     Ok(Json(DeliveryStatus::compute(
@@ -404,6 +396,22 @@ async fn confirm(
         &events,
         state.config.speed_mph,
     )))
+}
+
+/// Records a finishing event (Cancelled or Completed): from now on the delivery expires
+/// after the finished TTL.
+async fn finish(
+    state: &AppState,
+    id: &str,
+    events: &mut Vec<TrackingEvent>,
+    event: TrackingEvent,
+) -> Result<(), ApiError> {
+    state
+        .store
+        .append_event(id, event.clone(), state.config.finished_ttl)
+        .await?;
+    events.push(event);
+    Ok(())
 }
 
 async fn summary(

@@ -179,3 +179,57 @@ async fn non_json_and_oversized_bodies_are_refused() {
         "nothing was stored"
     );
 }
+
+/// A store that fails every call the way a throttling or unreachable database would.
+#[derive(Debug)]
+struct FailingStore(runtime::store::StoreError);
+
+#[async_trait::async_trait]
+impl package::PackageStore for FailingStore {
+    async fn get(
+        &self,
+        _: &str,
+    ) -> Result<Option<package::PackageRecord>, runtime::store::StoreError> {
+        Err(self.0.clone())
+    }
+    async fn upsert(
+        &self,
+        _: package::PackageRecord,
+    ) -> Result<runtime::store::Upsert, runtime::store::StoreError> {
+        Err(self.0.clone())
+    }
+    async fn patch(
+        &self,
+        _: &str,
+        _: package::PackagePatch,
+    ) -> Result<bool, runtime::store::StoreError> {
+        Err(self.0.clone())
+    }
+    async fn total_weight(&self, _: &str) -> Result<f64, runtime::store::StoreError> {
+        Err(self.0.clone())
+    }
+}
+
+#[tokio::test]
+async fn a_throttling_store_gives_429_and_an_unreachable_one_503_both_with_retry_after() {
+    use runtime::store::StoreError;
+    let throttled = TestClient::new(routes(Arc::new(FailingStore(StoreError::Throttled {
+        retry_after: std::time::Duration::from_secs(3),
+    }))));
+    let r = throttled
+        .json(Method::PUT, "/api/packages/p1", &json!({"size": "Small"}))
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), r.header("retry-after")),
+        (429, Some("3"))
+    );
+    let down = TestClient::new(routes(Arc::new(FailingStore(StoreError::Unavailable(
+        "connection refused".into(),
+    )))));
+    let r = down
+        .json(Method::PUT, "/api/packages/p1", &json!({"size": "Small"}))
+        .await;
+    assert_eq!(r.status, 503);
+    assert!(r.header("retry-after").is_some());
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+}
