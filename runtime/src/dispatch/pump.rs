@@ -94,6 +94,9 @@ pub async fn run_pump(
     on_ready();
 
     let mut running = JoinSet::new();
+    // A message taken from the buffer when shutdown began; released only once the fetcher
+    // has stopped, or the fetcher could lock it again.
+    let mut unstarted = None;
     loop {
         tokio::select! {
             biased;
@@ -104,7 +107,7 @@ pub async fn run_pump(
                 let permit = tokio::select! {
                     p = workers.clone().acquire_owned() => p,
                     _ = shutdown.wait() => {
-                        release(&*receiver, locked, &metrics).await;
+                        unstarted = Some(locked);
                         break;
                     }
                 };
@@ -125,6 +128,9 @@ pub async fn run_pump(
     // Stop receiving, then hand back what was locked but never started.
     let _ = fetcher.await;
     rx.close();
+    if let Some(locked) = unstarted {
+        release(&*receiver, locked, &metrics).await;
+    }
     while let Some(locked) = rx.recv().await {
         release(&*receiver, locked, &metrics).await;
     }
@@ -161,8 +167,9 @@ async fn fetch_loop(
     let mut backoff = Duration::from_millis(100);
     loop {
         let first = tokio::select! {
-            p = slots.clone().acquire_owned() => p,
+            biased;
             _ = shutdown.wait() => return,
+            p = slots.clone().acquire_owned() => p,
         };
         let Ok(first) = first else { return };
         let mut permits = vec![first];
@@ -171,8 +178,9 @@ async fn fetch_loop(
         }
         // `receive` is cancel-safe, so stopping mid-wait locks nothing.
         let received = tokio::select! {
-            r = receiver.receive(permits.len(), options.receive_wait) => r,
+            biased;
             _ = shutdown.wait() => return,
+            r = receiver.receive(permits.len(), options.receive_wait) => r,
         };
         match received {
             Ok(messages) => {
