@@ -186,12 +186,9 @@ pub async fn start_dev(mut config: DevConfig, shutdown: Shutdown) -> Result<DevS
         .await?,
     ];
 
-    let route = |prefix: &str, to: SocketAddr| GatewayRoute {
+    let route = |prefix: &str, upstream: SocketAddr| GatewayRoute {
         prefix: prefix.to_owned(),
-        upstream: to
-            .to_string()
-            .parse()
-            .unwrap_or_else(|_| http::uri::Authority::from_static("127.0.0.1")),
+        upstream,
     };
     let routes = vec![
         route("/api/deliveryrequests", ingestion_a),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use http::uri::{Authority, Scheme};
+use http::uri::Scheme;
 use http::{Uri, header};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -19,8 +19,8 @@ use crate::problem::ApiError;
 pub struct GatewayRoute {
     /// Lower-case prefix ending without a slash, e.g. `/api/deliveries`.
     pub prefix: String,
-    /// `host:port` of the function.
-    pub upstream: Authority,
+    /// Where the function listens.
+    pub upstream: std::net::SocketAddr,
 }
 
 #[derive(Debug, Clone)]
@@ -68,7 +68,11 @@ async fn forward(State(gw): State<Gateway>, mut req: Request) -> Response {
     };
     let mut parts = req.uri().clone().into_parts();
     parts.scheme = Some(Scheme::HTTP);
-    parts.authority = Some(route.upstream.clone());
+    let Ok(authority) = route.upstream.to_string().parse() else {
+        return ApiError::Internal(format!("bad upstream address {}", route.upstream))
+            .into_response();
+    };
+    parts.authority = Some(authority);
     let Ok(uri) = Uri::from_parts(parts) else {
         return ApiError::BadRequest("cannot forward this URI".into()).into_response();
     };
@@ -76,7 +80,7 @@ async fn forward(State(gw): State<Gateway>, mut req: Request) -> Response {
     for h in HOP_BY_HOP {
         req.headers_mut().remove(*h);
     }
-    if let Ok(host) = route.upstream.as_str().parse() {
+    if let Ok(host) = route.upstream.to_string().parse() {
         req.headers_mut().insert(header::HOST, host);
     }
     match gw.client.request(req).await {

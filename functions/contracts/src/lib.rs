@@ -20,6 +20,11 @@ named_enum! {
     pub enum ConfirmationType { None, FingerPrint, Picture, Voice }
 }
 
+/// The current time, as the fixed-offset timestamps the contracts carry (UTC).
+pub fn now() -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::Utc::now().fixed_offset()
+}
+
 pub use geo::{Location, ServiceArea, distance_miles, read_location};
 pub use message::{CancelMessage, DeliveryMessage, Operation, PackageInfo, RescheduleMessage};
 pub use period::OwnerMonth;

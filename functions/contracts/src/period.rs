@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Datelike, FixedOffset, TimeZone, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, Utc};
 use runtime::ApiError;
 use runtime::problem::FieldError;
 
@@ -70,12 +70,6 @@ impl OwnerMonth {
     pub fn key_of(t: &DateTime<FixedOffset>) -> String {
         let t = t.with_timezone(&Utc);
         format!("{:04}-{:02}", t.year(), t.month())
-    }
-
-    /// Now, as a fixed-offset timestamp.
-    pub fn now() -> DateTime<FixedOffset> {
-        Utc.from_utc_datetime(&Utc::now().naive_utc())
-            .fixed_offset()
     }
 }
 

@@ -113,10 +113,6 @@ pub fn routes(store: Arc<dyn DeliveryStore>, config: DeliveryConfig) -> Routes {
 
 type AppStateOf = State<AppState>;
 
-fn now() -> chrono::DateTime<chrono::FixedOffset> {
-    OwnerMonth::now()
-}
-
 /// The delivery and its history, or 404.
 async fn load(
     state: &AppState,
@@ -232,7 +228,7 @@ async fn put_delivery(
         refuse_if_finished(&id, &state.store.events(&id).await?)?;
     }
     let pickup = document.pickup;
-    let created_at = existing.map_or_else(now, |e| e.created_at);
+    let created_at = existing.map_or_else(contracts::now, |e| e.created_at);
     let ttl = state.config.active_ttl;
     let outcome = state
         .store
@@ -288,7 +284,7 @@ async fn patch_delivery(
     doc.pickup_time = patch.pickup_time.or(doc.pickup_time);
     let event = TrackingEvent {
         stage: DeliveryStage::Rescheduled,
-        at: now(),
+        at: contracts::now(),
         location: Some(doc.pickup),
     };
     let ttl = state.config.active_ttl;
@@ -312,7 +308,7 @@ async fn cancel_delivery(
         _ => {
             let event = TrackingEvent {
                 stage: DeliveryStage::Cancelled,
-                at: now(),
+                at: contracts::now(),
                 location: None,
             };
             finish(&state, &id, &mut events, event).await?;

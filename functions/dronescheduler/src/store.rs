@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use contracts::{OwnerMonth, distance_miles};
+use contracts::distance_miles;
 use runtime::ApiError;
 use runtime::store::StoreError;
 
@@ -91,7 +91,7 @@ pub fn plan_assignment(
         scheduled_for: plan
             .pickup_time
             .or(existing.map(|a| a.scheduled_for))
-            .unwrap_or_else(OwnerMonth::now),
+            .unwrap_or_else(contracts::now),
         miles,
         hours: miles / speed_mph,
     })

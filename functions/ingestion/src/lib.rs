@@ -19,8 +19,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{patch, post};
 use axum::{Extension, Json};
 use contracts::{
-    CancelMessage, ConfirmationType, DeliveryMessage, Operation, OwnerMonth, PackageInfo,
-    PackageSize, RescheduleMessage,
+    CancelMessage, ConfirmationType, DeliveryMessage, Operation, PackageInfo, PackageSize,
+    RescheduleMessage,
 };
 use runtime::json::Validator;
 use runtime::queue::{OPERATION, OutgoingMessage, QueueSender};
@@ -273,7 +273,7 @@ fn read_request(body: &Value, delivery_id: String) -> Result<DeliveryMessage, Ap
             .unwrap_or_default();
         let pickup_time = v
             .timestamp(&root, "pickupTime", false)
-            .unwrap_or_else(OwnerMonth::now);
+            .unwrap_or_else(contracts::now);
         let deadline = v.string(&root, &["deadline"], false);
         let expedited = v.boolean(&root, "expedited").unwrap_or(false);
         let confirmation = v.named::<ConfirmationType>(&root, "confirmationRequired", true);

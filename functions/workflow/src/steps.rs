@@ -179,54 +179,25 @@ impl Processor {
         drone_path: &str,
         trace: &TraceContext,
     ) -> Result<(), MessageError> {
-        match call(
-            &self.dronescheduler,
-            Method::DELETE,
-            drone_path,
-            None::<&()>,
-            trace,
-        )
-        .await
-        {
-            Ok(_)
-            | Err(StepError::Rejected {
-                status: StatusCode::NOT_FOUND,
-                ..
-            }) => Ok(()),
-            // If the drone cannot be freed now, retry the whole message: every step before
-            // is idempotent, and it will come back here.
-            Err(StepError::Transient(detail)) | Err(StepError::Rejected { detail, .. }) => Err(
-                MessageError::Transient(format!("releasing the drone: {detail}")),
-            ),
-        }
+        // If the drone cannot be freed now, retry the whole message: every step before is
+        // idempotent, and it will come back here.
+        delete(&self.dronescheduler, drone_path, trace)
+            .await
+            .map_err(|e| {
+                let detail = match e {
+                    StepError::Transient(d) | StepError::Rejected { detail: d, .. } => d,
+                };
+                MessageError::Transient(format!("releasing the drone: {detail}"))
+            })
     }
 
     async fn cancel(&self, m: CancelMessage, trace: &TraceContext) -> Result<(), MessageError> {
         tracing::Span::current().record("delivery_id", m.delivery_id.as_str());
         let id = path_segment(&m.delivery_id);
-        match call(
-            &self.delivery,
-            Method::DELETE,
-            &format!("/api/deliveries/{id}"),
-            None::<&()>,
-            trace,
-        )
-        .await
-        {
-            // 404: the delivery was never stored; its drone may still be held, so go on.
-            Ok(_)
-            | Err(StepError::Rejected {
-                status: StatusCode::NOT_FOUND,
-                ..
-            }) => {}
-            Err(e) => {
-                return Err(settle(
-                    e,
-                    reasons::DELIVERY_REJECTED,
-                    "cancelling the delivery",
-                ));
-            }
-        }
+        // A delivery that was never stored may still hold a drone, so release it either way.
+        delete(&self.delivery, &format!("/api/deliveries/{id}"), trace)
+            .await
+            .map_err(|e| settle(e, reasons::DELIVERY_REJECTED, "cancelling the delivery"))?;
         self.release_drone(&format!("/api/dronedeliveries/{id}"), trace)
             .await?;
         info!("delivery cancelled");
@@ -327,6 +298,22 @@ async fn call(
             detail: e.to_string(),
         }),
         Err(e) => Err(StepError::Transient(e.to_string())),
+    }
+}
+
+/// A DELETE where 404 counts as done: the thing is already gone, which is what was asked.
+async fn delete(
+    downstream: &Downstream,
+    path: &str,
+    trace: &TraceContext,
+) -> Result<(), StepError> {
+    match call(downstream, Method::DELETE, path, None::<&()>, trace).await {
+        Ok(_)
+        | Err(StepError::Rejected {
+            status: StatusCode::NOT_FOUND,
+            ..
+        }) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
