@@ -227,6 +227,27 @@ impl<'a> EnvReader<'a> {
         }
     }
 
+    /// The contents of the file whose path `name` holds (a mounted secret, such as a Key
+    /// Vault object the CSI driver wrote), trailing newline removed; `None` when `name` is
+    /// unset. The contents never appear in a problem message.
+    pub fn secret_file(&mut self, name: &str) -> Option<String> {
+        let path = self.raw(name)?;
+        match std::fs::read_to_string(&path) {
+            Ok(contents) => {
+                let value = contents.trim_end_matches(['\r', '\n']).to_owned();
+                if value.is_empty() {
+                    self.problem(name, format!("the file {path:?} is empty"));
+                    return None;
+                }
+                Some(value)
+            }
+            Err(e) => {
+                self.problem(name, format!("cannot read the file {path:?}: {e}"));
+                None
+            }
+        }
+    }
+
     /// One of a fixed set of words, case-insensitive; returns the canonical spelling.
     pub fn choice(
         &mut self,
@@ -273,6 +294,28 @@ fn millis_of(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_files_are_read_trimmed_and_their_problems_never_show_the_value() {
+        let dir = std::env::temp_dir().join(format!("secret-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("key"), "s3cret-value\n").unwrap();
+        std::fs::write(dir.join("empty"), "\n").unwrap();
+        let path = |f: &str| dir.join(f).display().to_string();
+        let env = MapEnv::new()
+            .with("KEY_FILE", path("key"))
+            .with("EMPTY_FILE", path("empty"))
+            .with("GONE_FILE", path("gone"));
+        let mut r = EnvReader::new(&env);
+        assert_eq!(r.secret_file("KEY_FILE").as_deref(), Some("s3cret-value"));
+        assert_eq!(r.secret_file("UNSET_FILE"), None);
+        assert_eq!(r.secret_file("EMPTY_FILE"), None);
+        assert_eq!(r.secret_file("GONE_FILE"), None);
+        let e = r.finish().unwrap_err();
+        assert!(e.names("EMPTY_FILE") && e.names("GONE_FILE"), "{e}");
+        assert!(!e.to_string().contains("s3cret"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn every_problem_is_reported_with_its_variable() {

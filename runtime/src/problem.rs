@@ -208,6 +208,9 @@ impl From<StoreError> for ApiError {
             StoreError::Corrupt(detail) => {
                 Self::Internal(format!("stored data is unreadable: {detail}"))
             }
+            StoreError::Rejected(detail) => {
+                Self::Internal(format!("the store rejected the operation: {detail}"))
+            }
         }
     }
 }

@@ -12,6 +12,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+#[cfg(feature = "mongodb")]
+pub mod mongo;
+#[cfg(feature = "redis")]
+pub mod redis;
+
 /// A store failure, classified for the callers (HTTP status or queue settlement).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -27,6 +32,10 @@ pub enum StoreError {
     /// Stored data could not be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// The store refused the operation for a reason retrying cannot fix (a bug or a
+    /// misconfiguration, such as an unknown command or a missing permission).
+    #[error("the store rejected the operation: {0}")]
+    Rejected(String),
 }
 
 impl StoreError {

@@ -1,0 +1,260 @@
+//! Connecting to MongoDB (Azure Cosmos DB for MongoDB in production) and classifying its
+//! errors, for the functions whose store is MongoDB.
+
+use std::fmt;
+use std::time::Duration;
+
+use mongodb::error::{Error, ErrorKind, WriteFailure};
+use mongodb::options::{ClientOptions, ConnectionString};
+use mongodb::{Client, Database};
+
+use super::StoreError;
+use crate::config::EnvReader;
+
+/// Where the MongoDB server is and which database the function owns.
+#[derive(Clone)]
+pub struct MongoSettings {
+    uri: ConnectionString,
+    pub database: String,
+    /// Longest wait for a usable server before a call fails as unavailable.
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for MongoSettings {
+    // Written by hand: the connection string carries the account key.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MongoSettings")
+            .field("hosts", &self.hosts())
+            .field("database", &self.database)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MongoSettings {
+    /// Reads `MONGODB_URI` or `MONGODB_URI_FILE` (a file holding the connection string,
+    /// which carries the account key on Cosmos DB), the function's database name from
+    /// `database_var` (default `default_database`) and `MONGODB_TIMEOUT_MS` (default 3000).
+    /// `None` when no URI is set: the embedded store is used.
+    pub fn from_env(
+        r: &mut EnvReader<'_>,
+        database_var: &str,
+        default_database: &str,
+    ) -> Option<Self> {
+        let inline = r.raw("MONGODB_URI");
+        let from_file = r.secret_file("MONGODB_URI_FILE");
+        let database = r.string(database_var, default_database);
+        if !valid_database_name(&database) {
+            r.problem(
+                database_var,
+                "must be 1 to 63 characters without spaces, dots, slashes or quotes",
+            );
+        }
+        let timeout = r.millis(
+            "MONGODB_TIMEOUT_MS",
+            Duration::from_secs(3),
+            Duration::from_millis(100),
+            Duration::from_secs(120),
+        );
+        let (variable, raw) = match (inline, from_file) {
+            (Some(_), Some(_)) => {
+                r.problem(
+                    "MONGODB_URI",
+                    "set either MONGODB_URI or MONGODB_URI_FILE, not both",
+                );
+                return None;
+            }
+            (Some(uri), None) => ("MONGODB_URI", uri),
+            (None, Some(uri)) => ("MONGODB_URI_FILE", uri),
+            (None, None) => return None,
+        };
+        // The parser's message may quote the string, key included, so it is not passed on.
+        match ConnectionString::parse(&raw) {
+            Ok(uri) => Some(Self {
+                uri,
+                database,
+                timeout,
+            }),
+            Err(_) => {
+                r.problem(
+                    variable,
+                    "is not a MongoDB connection string (mongodb://host:port/?options or \
+                     mongodb+srv://host/?options)",
+                );
+                None
+            }
+        }
+    }
+
+    /// The hosts, for logs (never the credentials).
+    pub fn hosts(&self) -> String {
+        match &self.uri.host_info {
+            mongodb::options::HostInfo::HostIdentifiers(hosts) => hosts
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            mongodb::options::HostInfo::DnsRecord(name) => format!("srv:{name}"),
+            _ => "unknown".into(),
+        }
+    }
+
+    /// The function's database. The driver connects in the background and reconnects
+    /// after failures; calls made while no server is reachable fail after `timeout`.
+    pub async fn connect(&self, app_name: &str) -> Result<Database, StoreError> {
+        let mut options = ClientOptions::parse(self.uri.clone())
+            .await
+            .map_err(|e| classify(&e))?;
+        options.app_name = Some(app_name.to_owned());
+        options.server_selection_timeout = Some(self.timeout);
+        options.connect_timeout = Some(self.timeout);
+        let client = Client::with_options(options).map_err(|e| classify(&e))?;
+        Ok(client.database(&self.database))
+    }
+}
+
+fn valid_database_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && !name
+            .chars()
+            .any(|c| matches!(c, ' ' | '.' | '/' | '\\' | '"' | '$' | '\0'))
+}
+
+/// Maps a driver error to a store error: duplicate keys are conflicts, Cosmos DB's request
+/// rate limit (code 16500, HTTP 429) is throttling with its suggested wait, lost servers
+/// and elections are transient, and the rest is a bug or a misconfiguration.
+pub fn classify(e: &Error) -> StoreError {
+    match e.kind.as_ref() {
+        ErrorKind::Command(c) => by_code(c.code, &c.message),
+        ErrorKind::Write(WriteFailure::WriteError(w)) => by_code(w.code, &w.message),
+        ErrorKind::Write(WriteFailure::WriteConcernError(w)) => by_code(w.code, &w.message),
+        ErrorKind::InsertMany(m) => match m.write_errors.as_ref().and_then(|w| w.first()) {
+            Some(w) => by_code(w.code, &w.message),
+            None => StoreError::Unavailable("the write was not acknowledged".into()),
+        },
+        ErrorKind::BsonDeserialization(d) => StoreError::Corrupt(d.to_string()),
+        ErrorKind::Io(_)
+        | ErrorKind::ServerSelection { .. }
+        | ErrorKind::ConnectionPoolCleared { .. }
+        | ErrorKind::DnsResolve { .. }
+        | ErrorKind::Shutdown => StoreError::Unavailable("MongoDB cannot be reached".into()),
+        ErrorKind::Authentication { .. } => {
+            StoreError::Unavailable("MongoDB refused the credentials".into())
+        }
+        _ => StoreError::Rejected(e.to_string()),
+    }
+}
+
+/// Server codes that say "try again": host and network trouble, elections, shutdown,
+/// a timed-out operation.
+const TRANSIENT_CODES: &[i32] = &[
+    6, 7, 50, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436,
+];
+
+fn by_code(code: i32, message: &str) -> StoreError {
+    match code {
+        11000 | 11001 | 11002 => StoreError::Conflict("a record with this key exists".into()),
+        16500 | 429 => StoreError::Throttled {
+            retry_after: retry_after(message).unwrap_or(Duration::from_secs(1)),
+        },
+        c if TRANSIENT_CODES.contains(&c) => {
+            StoreError::Unavailable(format!("MongoDB is not serving (code {c})"))
+        }
+        c => StoreError::Rejected(format!("code {c}: {message}")),
+    }
+}
+
+/// Cosmos DB puts its suggested wait in the message: `RetryAfterMs=123`.
+fn retry_after(message: &str) -> Option<Duration> {
+    let (_, rest) = message.split_once("RetryAfterMs=")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok().map(Duration::from_millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MapEnv;
+
+    fn read(
+        env: &MapEnv,
+    ) -> (
+        Option<MongoSettings>,
+        Result<(), crate::config::ConfigError>,
+    ) {
+        let mut r = EnvReader::new(env);
+        let settings = MongoSettings::from_env(&mut r, "PACKAGE_DATABASE", "package");
+        (settings, r.finish())
+    }
+
+    #[test]
+    fn unset_means_embedded() {
+        let (settings, result) = read(&MapEnv::new());
+        assert!(settings.is_none());
+        result.unwrap();
+    }
+
+    #[test]
+    fn a_uri_and_a_database_are_read() {
+        let env = MapEnv::from([
+            (
+                "MONGODB_URI",
+                "mongodb://127.0.0.1:27017/?directConnection=true",
+            ),
+            ("PACKAGE_DATABASE", "pkg_test"),
+        ]);
+        let (settings, result) = read(&env);
+        result.unwrap();
+        let settings = settings.unwrap();
+        assert_eq!(settings.database, "pkg_test");
+        assert_eq!(settings.hosts(), "127.0.0.1:27017");
+    }
+
+    #[test]
+    fn bad_settings_fail_naming_each_variable_without_echoing_the_key() {
+        let env = MapEnv::from([
+            ("MONGODB_URI", "mongo://user:hunter2@host"),
+            ("PACKAGE_DATABASE", "has.dot"),
+        ]);
+        let (_, result) = read(&env);
+        let e = result.unwrap_err();
+        assert!(e.names("MONGODB_URI") && e.names("PACKAGE_DATABASE"), "{e}");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn debug_output_hides_the_credentials() {
+        let env = MapEnv::from([("MONGODB_URI", "mongodb://user:hunter2@db:10255/?ssl=true")]);
+        let (settings, _) = read(&env);
+        let printed = format!("{:?}", settings.unwrap());
+        assert!(
+            printed.contains("db:10255") && !printed.contains("hunter2"),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn codes_are_classified() {
+        assert!(matches!(
+            by_code(11000, "E11000 duplicate key"),
+            StoreError::Conflict(_)
+        ));
+        assert_eq!(
+            by_code(16500, "Request rate is large. RetryAfterMs=250, Details"),
+            StoreError::Throttled {
+                retry_after: Duration::from_millis(250)
+            }
+        );
+        assert_eq!(
+            by_code(16500, "Request rate is large"),
+            StoreError::Throttled {
+                retry_after: Duration::from_secs(1)
+            }
+        );
+        assert!(matches!(
+            by_code(189, "stepped down"),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(by_code(2, "bad value"), StoreError::Rejected(_)));
+    }
+}

@@ -1,0 +1,237 @@
+//! Connecting to Redis and classifying its errors, for the functions whose store is Redis.
+//!
+//! The connection is a `redis` crate `ConnectionManager`: one multiplexed connection that
+//! reconnects by itself with backoff after the server goes away, so a Redis restart costs
+//! the requests made during the outage (a 503 each) and nothing after it.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{ConnectionAddr, ConnectionInfo, ErrorKind, RedisError, ServerErrorKind};
+
+use super::StoreError;
+use crate::config::EnvReader;
+
+/// Where the Redis server is and how to sign in.
+#[derive(Clone)]
+pub struct RedisSettings {
+    info: ConnectionInfo,
+    /// Prepended to every key, so several environments (or test runs) can share a server.
+    pub key_prefix: String,
+    /// Longest wait for a connection or a reply before the call fails as unavailable.
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for RedisSettings {
+    // Written by hand so the password can never be printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("server", &self.server())
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisSettings {
+    /// Reads `REDIS_URL` (`redis://host:6379` or `rediss://host:6380` for TLS),
+    /// `REDIS_PASSWORD_FILE` (a file holding the password or access key; it wins over a
+    /// password in the URL), `REDIS_KEY_PREFIX` (default none) and `REDIS_TIMEOUT_MS`
+    /// (default 2000). `None` when `REDIS_URL` is unset: the embedded store is used.
+    pub fn from_env(r: &mut EnvReader<'_>) -> Option<Self> {
+        let url = r.raw("REDIS_URL");
+        let password = r.secret_file("REDIS_PASSWORD_FILE");
+        let key_prefix = r.string("REDIS_KEY_PREFIX", "");
+        let timeout = r.millis(
+            "REDIS_TIMEOUT_MS",
+            Duration::from_secs(2),
+            Duration::from_millis(50),
+            Duration::from_secs(60),
+        );
+        let info = match parse_url(&url?) {
+            Ok(info) => info,
+            Err(why) => {
+                r.problem("REDIS_URL", why);
+                return None;
+            }
+        };
+        let info = match password {
+            Some(password) => {
+                let redis = info.redis_settings().clone().set_password(password);
+                info.set_redis_settings(redis)
+            }
+            None => info,
+        };
+        Some(Self {
+            info,
+            key_prefix,
+            timeout,
+        })
+    }
+
+    /// `host:port`, and whether TLS is on, for logs (never the password).
+    pub fn server(&self) -> String {
+        match self.info.addr() {
+            ConnectionAddr::Tcp(host, port) => format!("redis://{host}:{port}"),
+            ConnectionAddr::TcpTls { host, port, .. } => format!("rediss://{host}:{port}"),
+            other => other.to_string(),
+        }
+    }
+
+    /// A connection manager that connects on first use and reconnects after failures.
+    pub fn connect(&self) -> Result<ConnectionManager, StoreError> {
+        let client = redis::Client::open(self.info.clone()).map_err(|e| classify(&e))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            // Reconnection is retried a few times per failed call; between calls the
+            // manager starts over, so an outage of any length ends by itself.
+            .set_number_of_retries(3)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_secs(1));
+        ConnectionManager::new_lazy_with_config(client, config).map_err(|e| classify(&e))
+    }
+}
+
+/// Validates a Redis URL without echoing it (it may hold a password).
+fn parse_url(url: &str) -> Result<ConnectionInfo, String> {
+    let scheme = url.split("://").next().unwrap_or_default();
+    if !matches!(scheme, "redis" | "rediss") || !url.contains("://") {
+        return Err(
+            "must start with redis:// or rediss:// (TLS, port 6380 on Azure Cache \
+                    for Redis)"
+                .into(),
+        );
+    }
+    // The parser's message may quote the URL, password included, so it is not passed on.
+    let info = ConnectionInfo::from_str(url)
+        .map_err(|_| "is not a valid Redis URL (redis://[:password@]host[:port][/db])")?;
+    match info.addr() {
+        ConnectionAddr::Tcp(host, _) | ConnectionAddr::TcpTls { host, .. } if !host.is_empty() => {
+            Ok(info)
+        }
+        _ => Err("must name a host".into()),
+    }
+}
+
+/// Maps a Redis error to a store error: connection trouble and a server that is loading,
+/// failing over or read-only are transient; anything else is a bug or a misconfiguration.
+pub fn classify(e: &RedisError) -> StoreError {
+    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
+        return StoreError::Unavailable("Redis cannot be reached".into());
+    }
+    match e.kind() {
+        ErrorKind::Io | ErrorKind::ClusterConnectionNotFound => {
+            StoreError::Unavailable("Redis cannot be reached".into())
+        }
+        ErrorKind::AuthenticationFailed => {
+            StoreError::Unavailable("Redis refused the credentials".into())
+        }
+        ErrorKind::Server(
+            ServerErrorKind::BusyLoading
+            | ServerErrorKind::TryAgain
+            | ServerErrorKind::ClusterDown
+            | ServerErrorKind::MasterDown
+            | ServerErrorKind::ReadOnly,
+        ) => StoreError::Unavailable("Redis is not accepting writes right now".into()),
+        // Out of memory under `maxmemory` with a noeviction policy: back off.
+        _ if e.code() == Some("OOM") => StoreError::Throttled {
+            retry_after: Duration::from_secs(1),
+        },
+        ErrorKind::Parse | ErrorKind::UnexpectedReturnType => {
+            StoreError::Corrupt(format!("unexpected Redis reply: {e}"))
+        }
+        _ => StoreError::Rejected(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MapEnv;
+
+    fn read(
+        env: &MapEnv,
+    ) -> (
+        Option<RedisSettings>,
+        Result<(), crate::config::ConfigError>,
+    ) {
+        let mut r = EnvReader::new(env);
+        let settings = RedisSettings::from_env(&mut r);
+        (settings, r.finish())
+    }
+
+    #[test]
+    fn unset_means_embedded() {
+        let (settings, result) = read(&MapEnv::new());
+        assert!(settings.is_none());
+        assert!(result.is_ok());
+    }
+
+    #[test]
+    fn plain_and_tls_urls_are_accepted() {
+        for (url, server) in [
+            ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+            (
+                "rediss://cache.redis.cache.windows.net:6380/0",
+                "rediss://cache.redis.cache.windows.net:6380",
+            ),
+        ] {
+            let (settings, result) = read(&MapEnv::from([("REDIS_URL", url)]));
+            assert!(result.is_ok(), "{url}: {result:?}");
+            assert_eq!(settings.unwrap().server(), server);
+        }
+    }
+
+    #[test]
+    fn bad_urls_fail_naming_the_variable_without_echoing_a_password() {
+        for url in [
+            "http://x:6379",
+            "localhost:6379",
+            "redis://:hunter2@/",
+            "redis://:hunter2@h:notaport",
+        ] {
+            let (_, result) = read(&MapEnv::from([("REDIS_URL", url)]));
+            let e = result.expect_err(url);
+            assert!(e.names("REDIS_URL"), "{url}: {e}");
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_password_file_wins_and_never_shows_in_debug_output() {
+        let path = std::env::temp_dir().join(format!("redis-key-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&path, "from-the-vault\n").unwrap();
+        let env = MapEnv::new()
+            .with("REDIS_URL", "rediss://:inline@cache:6380")
+            .with("REDIS_PASSWORD_FILE", path.display().to_string());
+        let (settings, result) = read(&env);
+        std::fs::remove_file(&path).unwrap();
+        result.unwrap();
+        let settings = settings.unwrap();
+        assert_eq!(
+            settings.info.redis_settings().password(),
+            Some("from-the-vault")
+        );
+        let printed = format!("{settings:?}");
+        assert!(
+            !printed.contains("from-the-vault") && !printed.contains("inline"),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn errors_are_classified() {
+        let refused = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(matches!(classify(&refused), StoreError::Unavailable(_)));
+        let loading =
+            RedisError::from((ErrorKind::Server(ServerErrorKind::BusyLoading), "loading"));
+        assert!(matches!(classify(&loading), StoreError::Unavailable(_)));
+        let wrong_type = RedisError::from((ErrorKind::UnexpectedReturnType, "not a list"));
+        assert!(matches!(classify(&wrong_type), StoreError::Corrupt(_)));
+        let bad_command = RedisError::from((ErrorKind::Client, "no such command"));
+        assert!(matches!(classify(&bad_command), StoreError::Rejected(_)));
+    }
+}
