@@ -150,3 +150,51 @@ impl TestClient {
             .await
     }
 }
+
+/// The real servers that backend-parameterised suites run against: Redis on
+/// `TEST_REDIS_URL` (default `redis://127.0.0.1:6379`) and the MongoDB-compatible server on
+/// `TEST_MONGODB_URI` (default `mongodb://127.0.0.1:27017/?directConnection=true`).
+/// `scripts/services` starts both; `scripts/test` runs it first.
+pub mod servers {
+    use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+    use std::time::Duration;
+
+    /// The Redis URL, after checking that something listens there.
+    pub fn redis_url() -> String {
+        let url = std::env::var("TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+        require("Redis", &url);
+        url
+    }
+
+    /// The MongoDB URI, after checking that something listens there.
+    pub fn mongodb_uri() -> String {
+        let uri = std::env::var("TEST_MONGODB_URI")
+            .unwrap_or_else(|_| "mongodb://127.0.0.1:27017/?directConnection=true".to_owned());
+        require("MongoDB", &uri);
+        uri
+    }
+
+    /// A name no other test run uses (a key prefix, a database name).
+    pub fn unique_name(prefix: &str) -> String {
+        format!("{prefix}{}", uuid::Uuid::new_v4().simple())
+    }
+
+    /// `scheme://[user@]host:port[/...]` -> the first `host:port`.
+    fn address(url: &str) -> Option<SocketAddr> {
+        let rest = url.split_once("://")?.1;
+        let authority = rest.split(['/', '?']).next()?;
+        let host_port = authority.rsplit('@').next()?.split(',').next()?;
+        host_port.to_socket_addrs().ok()?.next()
+    }
+
+    fn require(service: &str, url: &str) {
+        let reachable = address(url)
+            .is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok());
+        assert!(
+            reachable,
+            "{service} is not reachable for the backend suite: run `scripts/services` \
+             (scripts/test does) or point TEST_REDIS_URL / TEST_MONGODB_URI at a server"
+        );
+    }
+}

@@ -12,6 +12,7 @@
 //! - `GET /api/deliveries/summary?ownerId=&year=&month=` -> 200 {count}
 
 pub mod model;
+pub mod redis_store;
 pub mod store;
 
 use std::collections::HashMap;
@@ -26,20 +27,24 @@ use contracts::requests::{DeliveryDocument, UserAccount};
 use contracts::{ConfirmationType, OwnerMonth, read_location};
 use runtime::json::Validator;
 use runtime::store::Upsert;
+use runtime::store::redis::RedisSettings;
 use runtime::{
     ApiError, App, Bindings, EnvReader, Function, JsonBody, Routes, StartError, check_id,
 };
 use serde_json::{Value, json};
 
 pub use model::{DeliveryStage, DeliveryStatus, NotifyMeRequest, StoredDelivery, TrackingEvent};
+pub use redis_store::RedisDeliveryStore;
 pub use store::{DeliveryStore, MemoryDeliveryStore};
 
-/// Configuration: how long deliveries are kept, and the drone speed for ETAs.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Configuration: how long deliveries are kept, the drone speed for ETAs, and the store.
+#[derive(Debug, Clone)]
 pub struct DeliveryConfig {
     pub finished_ttl: Duration,
     pub active_ttl: Duration,
     pub speed_mph: f64,
+    /// Redis when set; the embedded store otherwise.
+    pub redis: Option<RedisSettings>,
 }
 
 impl Default for DeliveryConfig {
@@ -48,13 +53,14 @@ impl Default for DeliveryConfig {
             finished_ttl: Duration::from_secs(7 * 24 * 3600),
             active_ttl: Duration::from_secs(30 * 24 * 3600),
             speed_mph: 40.0,
+            redis: None,
         }
     }
 }
 
 impl DeliveryConfig {
     /// `FINISHED_DELIVERY_TTL_SECONDS` (default 7 days), `ACTIVE_DELIVERY_TTL_SECONDS`
-    /// (default 30 days), `DRONE_SPEED_MPH` (default 40).
+    /// (default 30 days), `DRONE_SPEED_MPH` (default 40), and the `REDIS_*` settings.
     pub fn from_env(r: &mut EnvReader<'_>) -> Self {
         let d = Self::default();
         let (min, max) = (Duration::from_secs(1), Duration::from_secs(400 * 24 * 3600));
@@ -62,7 +68,22 @@ impl DeliveryConfig {
             finished_ttl: r.seconds("FINISHED_DELIVERY_TTL_SECONDS", d.finished_ttl, min, max),
             active_ttl: r.seconds("ACTIVE_DELIVERY_TTL_SECONDS", d.active_ttl, min, max),
             speed_mph: r.number_in("DRONE_SPEED_MPH", d.speed_mph, 1.0, 500.0),
+            redis: RedisSettings::from_env(r),
         }
+    }
+
+    /// The store the settings choose.
+    pub fn store(&self) -> Result<Arc<dyn DeliveryStore>, StartError> {
+        Ok(match &self.redis {
+            Some(settings) => {
+                tracing::info!(server = %settings.server(), "delivery store: Redis");
+                Arc::new(
+                    RedisDeliveryStore::new(settings)
+                        .map_err(|e| StartError::Other(format!("Redis: {e}")))?,
+                )
+            }
+            None => Arc::new(MemoryDeliveryStore::default()),
+        })
     }
 }
 
@@ -79,17 +100,14 @@ impl Function for Delivery {
     }
 
     async fn build(config: DeliveryConfig, _: &Bindings) -> Result<App, StartError> {
-        Ok(App::http(routes(
-            Arc::new(MemoryDeliveryStore::default()),
-            config,
-        )))
+        Ok(App::http(routes(config.store()?, config)))
     }
 }
 
 #[derive(Debug, Clone)]
 struct AppState {
     store: Arc<dyn DeliveryStore>,
-    config: DeliveryConfig,
+    config: Arc<DeliveryConfig>,
 }
 
 /// The routes over `store`.
@@ -108,7 +126,10 @@ pub fn routes(store: Arc<dyn DeliveryStore>, config: DeliveryConfig) -> Routes {
         .route("/api/deliveries/{id}/status", get(get_status))
         .route("/api/deliveries/{id}/notifymerequests", post(notify_me))
         .route("/api/deliveries/{id}/confirmations", post(confirm))
-        .with_state(AppState { store, config })
+        .with_state(AppState {
+            store,
+            config: Arc::new(config),
+        })
 }
 
 type AppStateOf = State<AppState>;

@@ -1,4 +1,5 @@
-//! Every delivery route and status code, through the host's HTTP layers.
+//! Every delivery route and status code, through the host's HTTP layers: one suite, run
+//! against the embedded store (`embedded::*`) and against a real Redis (`on_redis::*`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -6,21 +7,97 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::Method;
-use delivery::{DeliveryConfig, DeliveryStore, MemoryDeliveryStore, routes};
-use runtime::testing::TestClient;
+use delivery::{DeliveryConfig, DeliveryStore, MemoryDeliveryStore, RedisDeliveryStore, routes};
+use redis::AsyncCommands;
+use runtime::MapEnv;
+use runtime::config::EnvReader;
+use runtime::store::redis::RedisSettings;
+use runtime::testing::{TestClient, servers};
 use serde_json::{Value, json};
 
 fn fixture() -> Value {
     serde_json::from_str(include_str!("fixtures/delivery.json")).unwrap()
 }
 
-fn client() -> (TestClient, Arc<MemoryDeliveryStore>) {
-    let store = Arc::new(MemoryDeliveryStore::default());
-    (
-        TestClient::new(routes(store.clone(), DeliveryConfig::default())),
-        store,
-    )
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Embedded,
+    Redis,
 }
+
+/// The routes over a fresh store of one backend (on Redis, under a key prefix of its own).
+struct Harness {
+    client: TestClient,
+    store: Arc<dyn DeliveryStore>,
+    redis: Option<RedisSettings>,
+}
+
+impl Harness {
+    async fn new(backend: Backend, config: DeliveryConfig) -> Self {
+        let (store, redis): (Arc<dyn DeliveryStore>, _) = match backend {
+            Backend::Embedded => (Arc::new(MemoryDeliveryStore::default()), None),
+            Backend::Redis => {
+                let env = MapEnv::new()
+                    .with("REDIS_URL", servers::redis_url())
+                    .with("REDIS_KEY_PREFIX", servers::unique_name("test:"));
+                let mut r = EnvReader::new(&env);
+                let settings = RedisSettings::from_env(&mut r).unwrap();
+                r.finish().unwrap();
+                (
+                    Arc::new(RedisDeliveryStore::new(&settings).unwrap()),
+                    Some(settings),
+                )
+            }
+        };
+        Self {
+            client: TestClient::new(routes(store.clone(), config)),
+            store,
+            redis,
+        }
+    }
+
+    /// Every Redis key this harness wrote, with its remaining TTL in ms (-1: none).
+    async fn redis_keys(&self) -> Vec<(String, i64)> {
+        let settings = self.redis.as_ref().unwrap();
+        let mut connection = settings.connect().unwrap();
+        let keys: Vec<String> = connection
+            .keys(format!("{}*", settings.key_prefix))
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        for key in keys {
+            let ttl: i64 = connection.pttl(&key).await.unwrap();
+            out.push((key, ttl));
+        }
+        out.sort();
+        out
+    }
+}
+
+/// Runs each behaviour once per backend, as `embedded::name` and `on_redis::name`.
+macro_rules! for_each_backend {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Embedded).await })*
+        }
+        mod on_redis {
+            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Redis).await })*
+        }
+    };
+}
+
+for_each_backend!(
+    put_is_201_then_204_and_get_reads_it_back_publicly_too,
+    unknown_deliveries_are_404_everywhere,
+    put_names_every_bad_field,
+    owner_and_status_come_from_stored_data,
+    patch_reschedules_and_changes_the_status,
+    delete_cancels_keeps_data_for_seven_days_and_blocks_later_changes,
+    confirmation_completes_the_delivery,
+    notify_me_is_204_and_validates,
+    summary_counts_the_owners_deliveries_of_the_month,
+    finished_deliveries_carry_a_ttl,
+);
 
 async fn created(c: &TestClient, id: &str) {
     let mut body = fixture();
@@ -33,10 +110,10 @@ async fn created(c: &TestClient, id: &str) {
     );
 }
 
-#[tokio::test]
-async fn put_is_201_then_204_and_get_reads_it_back_publicly_too() {
-    let (c, _) = client();
-    created(&c, "d1").await;
+async fn put_is_201_then_204_and_get_reads_it_back_publicly_too(backend: Backend) {
+    let h = Harness::new(backend, DeliveryConfig::default()).await;
+    let c = &h.client;
+    created(c, "d1").await;
     assert_eq!(
         c.json(Method::PUT, "/api/deliveries/d1", &fixture())
             .await
@@ -52,9 +129,9 @@ async fn put_is_201_then_204_and_get_reads_it_back_publicly_too() {
     }
 }
 
-#[tokio::test]
-async fn unknown_deliveries_are_404_everywhere() {
-    let (c, _) = client();
+async fn unknown_deliveries_are_404_everywhere(backend: Backend) {
+    let h = Harness::new(backend, DeliveryConfig::default()).await;
+    let c = &h.client;
     for path in [
         "/api/deliveries/x",
         "/api/deliveries/public/x",
@@ -91,9 +168,9 @@ async fn unknown_deliveries_are_404_everywhere() {
     );
 }
 
-#[tokio::test]
-async fn put_names_every_bad_field() {
-    let (c, _) = client();
+async fn put_names_every_bad_field(backend: Backend) {
+    let h = Harness::new(backend, DeliveryConfig::default()).await;
+    let c = &h.client;
     let body = json!({"id": "other", "owner": {"userId": "u"}, "pickup": {"latitude": 1}, "confirmationRequired": "Smell"});
     let r = c.json(Method::PUT, "/api/deliveries/d1", &body).await;
     assert_eq!(r.status, 400);
@@ -109,10 +186,10 @@ async fn put_names_every_bad_field() {
     );
 }
 
-#[tokio::test]
-async fn owner_and_status_come_from_stored_data() {
-    let (c, _) = client();
-    created(&c, "d1").await;
+async fn owner_and_status_come_from_stored_data(backend: Backend) {
+    let h = Harness::new(backend, DeliveryConfig::default()).await;
+    let c = &h.client;
+    created(c, "d1").await;
     assert_eq!(
         c.get("/api/deliveries/d1/owner").await.json(),
         json!({"userId": "user-1", "accountId": "account-1"})
@@ -126,10 +203,10 @@ async fn owner_and_status_come_from_stored_data() {
     assert!(eta.starts_with("2026-11-21T10:16"), "{eta}");
 }
 
-#[tokio::test]
-async fn patch_reschedules_and_changes_the_status() {
-    let (c, _) = client();
-    created(&c, "d1").await;
+async fn patch_reschedules_and_changes_the_status(backend: Backend) {
+    let h = Harness::new(backend, DeliveryConfig::default()).await;
+    let c = &h.client;
+    created(c, "d1").await;
     let r = c
         .json(
             Method::PATCH,
@@ -166,10 +243,11 @@ async fn patch_reschedules_and_changes_the_status() {
     );
 }
 
-#[tokio::test]
-async fn delete_cancels_keeps_data_for_seven_days_and_blocks_later_changes() {
-    let (c, store) = client();
-    created(&c, "d1").await;
+async fn delete_cancels_keeps_data_for_seven_days_and_blocks_later_changes(backend: Backend) {
+    let h = Harness::new(backend, DeliveryConfig::default()).await;
+    let c = &h.client;
+    let store = &h.store;
+    created(c, "d1").await;
     let r = c.delete("/api/deliveries/d1").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["stage"], "Cancelled");
@@ -201,10 +279,11 @@ async fn delete_cancels_keeps_data_for_seven_days_and_blocks_later_changes() {
     );
 }
 
-#[tokio::test]
-async fn confirmation_completes_the_delivery() {
-    let (c, store) = client();
-    created(&c, "d1").await;
+async fn confirmation_completes_the_delivery(backend: Backend) {
+    let h = Harness::new(backend, DeliveryConfig::default()).await;
+    let c = &h.client;
+    let store = &h.store;
+    created(c, "d1").await;
     let confirm = json!({
         "dateTime": "2026-11-21T10:20:00Z",
         "geoCoordinates": {"altitude": 0, "latitude": 47.675, "longitude": -122.12},
@@ -230,10 +309,10 @@ async fn confirmation_completes_the_delivery() {
     assert_eq!(bad.problem_fields(), ["dateTime", "confirmationType"]);
 }
 
-#[tokio::test]
-async fn notify_me_is_204_and_validates() {
-    let (c, _) = client();
-    created(&c, "d1").await;
+async fn notify_me_is_204_and_validates(backend: Backend) {
+    let h = Harness::new(backend, DeliveryConfig::default()).await;
+    let c = &h.client;
+    created(c, "d1").await;
     let r = c
         .json(
             Method::POST,
@@ -265,11 +344,11 @@ async fn notify_me_is_204_and_validates() {
     );
 }
 
-#[tokio::test]
-async fn summary_counts_the_owners_deliveries_of_the_month() {
-    let (c, _) = client();
+async fn summary_counts_the_owners_deliveries_of_the_month(backend: Backend) {
+    let h = Harness::new(backend, DeliveryConfig::default()).await;
+    let c = &h.client;
     for id in ["a", "b", "c"] {
-        created(&c, id).await;
+        created(c, id).await;
     }
     let mut other_month = fixture();
     other_month["id"] = json!("d");
@@ -304,7 +383,7 @@ async fn summary_counts_the_owners_deliveries_of_the_month() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn finished_deliveries_expire_and_memory_stays_bounded() {
+async fn embedded_finished_deliveries_are_purged_when_they_expire() {
     let store = Arc::new(MemoryDeliveryStore::default());
     let config = DeliveryConfig {
         finished_ttl: Duration::from_secs(60),
@@ -323,4 +402,35 @@ async fn finished_deliveries_expire_and_memory_stays_bounded() {
     tokio::time::advance(Duration::from_secs(61)).await;
     assert_eq!(c.get("/api/deliveries/d0").await.status, 404);
     assert_eq!(store.held(), 0, "expired deliveries are purged");
+}
+
+async fn finished_deliveries_carry_a_ttl(backend: Backend) {
+    let finished_ttl = Duration::from_secs(3600);
+    let config = DeliveryConfig {
+        finished_ttl,
+        ..DeliveryConfig::default()
+    };
+    let h = Harness::new(backend, config).await;
+    let c = &h.client;
+    for i in 0..50 {
+        let id = format!("d{i}");
+        created(c, &id).await;
+        c.json(
+            Method::POST,
+            &format!("/api/deliveries/{id}/notifymerequests"),
+            &json!({"sms": "+15550100"}),
+        )
+        .await;
+        assert_eq!(c.delete(&format!("/api/deliveries/{id}")).await.status, 200);
+        let ttl = h.store.ttl(&id).await.unwrap().expect("a finished delivery has a TTL");
+        assert!(ttl <= finished_ttl && ttl > finished_ttl - Duration::from_secs(60));
+    }
+    if h.redis.is_some() {
+        // Document, events and notify-me keys per delivery, plus the owner's month index.
+        let keys = h.redis_keys().await;
+        assert_eq!(keys.len(), 50 * 3 + 1, "{keys:?}");
+        for (key, ttl) in keys {
+            assert!(ttl > 0, "{key} has no TTL");
+        }
+    }
 }

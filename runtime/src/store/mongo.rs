@@ -120,6 +120,13 @@ fn valid_database_name(name: &str) -> bool {
             .any(|c| matches!(c, ' ' | '.' | '/' | '\\' | '"' | '$' | '\0'))
 }
 
+/// Logs a failed call and classifies it (for `map_err`).
+pub fn failed(e: Error) -> StoreError {
+    let classified = classify(&e);
+    tracing::warn!(error = %e, store = "mongodb", "store call failed");
+    classified
+}
+
 /// Maps a driver error to a store error: duplicate keys are conflicts, Cosmos DB's request
 /// rate limit (code 16500, HTTP 429) is throttling with its suggested wait, lost servers
 /// and elections are transient, and the rest is a bug or a misconfiguration.

@@ -116,6 +116,13 @@ fn parse_url(url: &str) -> Result<ConnectionInfo, String> {
     }
 }
 
+/// Logs a failed call and classifies it (for `map_err`).
+pub fn failed(e: RedisError) -> StoreError {
+    let classified = classify(&e);
+    tracing::warn!(error = %e, store = "redis", "store call failed");
+    classified
+}
+
 /// Maps a Redis error to a store error: connection trouble and a server that is loading,
 /// failing over or read-only are transient; anything else is a bug or a misconfiguration.
 pub fn classify(e: &RedisError) -> StoreError {

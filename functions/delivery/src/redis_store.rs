@@ -1,0 +1,213 @@
+//! The Redis adapter of the delivery store, in the layout the README documents.
+//!
+//! Keys (after `REDIS_KEY_PREFIX`; the braces are literal Redis hash tags, so a delivery's
+//! keys would share a slot on a clustered cache):
+//! - `delivery:{id}`: the delivery JSON (a string);
+//! - `delivery:{id}:events`: its tracking events, oldest first (a list of JSON);
+//! - `delivery:{id}:notify`: its notify-me requests (a list of JSON);
+//! - `owner:{ownerId}:deliveries:{YYYY-MM}`: ids scheduled in that month (a set).
+//!
+//! Every write that touches a delivery sets the TTL of all its keys in the same atomic
+//! script, so no key of a delivery outlives the others and none is left without a TTL.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+use runtime::store::redis::{RedisSettings, failed};
+use runtime::store::{StoreError, Upsert};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::model::{NotifyMeRequest, StoredDelivery, TrackingEvent};
+use crate::store::{DeliveryStore, OWNER_INDEX_TTL};
+
+/// Stores the document, says whether it existed, refreshes every key's TTL and records the
+/// delivery in its owner's monthly index.
+/// KEYS: document, events, notify, owner index. ARGV: JSON, TTL ms, id, index TTL ms.
+static PUT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local existed = redis.call('EXISTS', KEYS[1])
+        redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+        redis.call('PEXPIRE', KEYS[2], ARGV[2])
+        redis.call('PEXPIRE', KEYS[3], ARGV[2])
+        redis.call('SADD', KEYS[4], ARGV[3])
+        redis.call('PEXPIRE', KEYS[4], ARGV[4])
+        return existed
+        ",
+    )
+});
+
+/// Appends an event to a delivery that exists and sets the TTL of all its keys.
+/// KEYS: document, events, notify. ARGV: event JSON, TTL ms.
+static APPEND_EVENT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+        redis.call('RPUSH', KEYS[2], ARGV[1])
+        for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+        return 1
+        ",
+    )
+});
+
+/// Appends a notify-me request to a delivery that exists, expiring with the document.
+/// KEYS: document, notify. ARGV: request JSON.
+static ADD_NOTIFICATION: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local ttl = redis.call('PTTL', KEYS[1])
+        if ttl == -2 then return 0 end
+        redis.call('RPUSH', KEYS[2], ARGV[1])
+        if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+        return 1
+        ",
+    )
+});
+
+/// Deliveries in Redis.
+#[derive(Clone)]
+pub struct RedisDeliveryStore {
+    connection: ConnectionManager,
+    prefix: String,
+}
+
+impl std::fmt::Debug for RedisDeliveryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisDeliveryStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisDeliveryStore {
+    /// Connects lazily: the first call connects, and later calls reconnect after an outage.
+    pub fn new(settings: &RedisSettings) -> Result<Self, StoreError> {
+        Ok(Self {
+            connection: settings.connect()?,
+            prefix: settings.key_prefix.clone(),
+        })
+    }
+
+    fn document_key(&self, id: &str) -> String {
+        format!("{}delivery:{{{id}}}", self.prefix)
+    }
+
+    fn events_key(&self, id: &str) -> String {
+        format!("{}delivery:{{{id}}}:events", self.prefix)
+    }
+
+    fn notify_key(&self, id: &str) -> String {
+        format!("{}delivery:{{{id}}}:notify", self.prefix)
+    }
+
+    fn owner_index_key(&self, owner_id: &str, month: &str) -> String {
+        format!("{}owner:{{{owner_id}}}:deliveries:{month}", self.prefix)
+    }
+
+    fn connection(&self) -> ConnectionManager {
+        self.connection.clone()
+    }
+}
+
+fn encode(value: &impl Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Rejected(e.to_string()))
+}
+
+fn decode<T: DeserializeOwned>(key: &str, raw: &str) -> Result<T, StoreError> {
+    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(format!("{key}: {e}")))
+}
+
+fn millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+#[async_trait]
+impl DeliveryStore for RedisDeliveryStore {
+    async fn get(&self, id: &str) -> Result<Option<StoredDelivery>, StoreError> {
+        let key = self.document_key(id);
+        let raw: Option<String> = self.connection().get(&key).await.map_err(failed)?;
+        raw.map(|raw| decode(&key, &raw)).transpose()
+    }
+
+    async fn put(&self, delivery: StoredDelivery, ttl: Duration) -> Result<Upsert, StoreError> {
+        let id = &delivery.document.id;
+        let month = contracts::OwnerMonth::key_of(&delivery.scheduled_for());
+        let existed: bool = PUT
+            .key(self.document_key(id))
+            .key(self.events_key(id))
+            .key(self.notify_key(id))
+            .key(self.owner_index_key(&delivery.document.owner.user_id, &month))
+            .arg(encode(&delivery)?)
+            .arg(millis(ttl))
+            .arg(id)
+            .arg(millis(OWNER_INDEX_TTL))
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(failed)?;
+        Ok(if existed {
+            Upsert::Updated
+        } else {
+            Upsert::Created
+        })
+    }
+
+    async fn events(&self, id: &str) -> Result<Vec<TrackingEvent>, StoreError> {
+        let key = self.events_key(id);
+        let raw: Vec<String> = self
+            .connection()
+            .lrange(&key, 0, -1)
+            .await
+            .map_err(failed)?;
+        raw.iter().map(|raw| decode(&key, raw)).collect()
+    }
+
+    async fn append_event(
+        &self,
+        id: &str,
+        event: TrackingEvent,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let _appended: bool = APPEND_EVENT
+            .key(self.document_key(id))
+            .key(self.events_key(id))
+            .key(self.notify_key(id))
+            .arg(encode(&event)?)
+            .arg(millis(ttl))
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
+    async fn add_notification(&self, id: &str, request: NotifyMeRequest) -> Result<(), StoreError> {
+        let _added: bool = ADD_NOTIFICATION
+            .key(self.document_key(id))
+            .key(self.notify_key(id))
+            .arg(encode(&request)?)
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
+    async fn count_for_owner_month(&self, owner_id: &str, month: &str) -> Result<u64, StoreError> {
+        self.connection()
+            .scard(self.owner_index_key(owner_id, month))
+            .await
+            .map_err(failed)
+    }
+
+    async fn ttl(&self, id: &str) -> Result<Option<Duration>, StoreError> {
+        let ms: i64 = self
+            .connection()
+            .pttl(self.document_key(id))
+            .await
+            .map_err(failed)?;
+        // -2: no such key; -1: a key without expiry (which this layout never writes).
+        Ok(u64::try_from(ms).ok().map(Duration::from_millis))
+    }
+}
