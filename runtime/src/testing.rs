@@ -161,8 +161,8 @@ pub mod servers {
 
     /// The Redis URL, after checking that something listens there.
     pub fn redis_url() -> String {
-        let url = std::env::var("TEST_REDIS_URL")
-            .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+        let url =
+            std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
         require("Redis", &url);
         url
     }
@@ -197,4 +197,27 @@ pub mod servers {
              (scripts/test does) or point TEST_REDIS_URL / TEST_MONGODB_URI at a server"
         );
     }
+}
+
+/// Runs each behaviour of a suite once per backend: `per_backend!(Backend { embedded =>
+/// Embedded, on_redis => Redis }: a, b)` makes the tests `embedded::a`, `on_redis::a`, ...,
+/// each calling `a(Backend::...)`.
+#[macro_export]
+macro_rules! per_backend {
+    ($backend:ident { $($module:ident => $variant:ident),+ $(,)? }: $($name:ident),+ $(,)?) => {
+        $crate::per_backend!(@modules $backend [$($name),+] $($module $variant)+);
+    };
+    (@modules $backend:ident $names:tt $($module:ident $variant:ident)+) => {
+        $($crate::per_backend!(@module $backend $module $variant $names);)+
+    };
+    (@module $backend:ident $module:ident $variant:ident [$($name:ident),+]) => {
+        mod $module {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::$backend::$variant).await
+                }
+            )+
+        }
+    };
 }

@@ -74,19 +74,7 @@ impl Harness {
     }
 }
 
-/// Runs each behaviour once per backend, as `embedded::name` and `on_redis::name`.
-macro_rules! for_each_backend {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Embedded).await })*
-        }
-        mod on_redis {
-            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Redis).await })*
-        }
-    };
-}
-
-for_each_backend!(
+runtime::per_backend!(Backend { embedded => Embedded, on_redis => Redis }:
     put_is_201_then_204_and_get_reads_it_back_publicly_too,
     unknown_deliveries_are_404_everywhere,
     put_names_every_bad_field,
@@ -422,7 +410,12 @@ async fn finished_deliveries_carry_a_ttl(backend: Backend) {
         )
         .await;
         assert_eq!(c.delete(&format!("/api/deliveries/{id}")).await.status, 200);
-        let ttl = h.store.ttl(&id).await.unwrap().expect("a finished delivery has a TTL");
+        let ttl = h
+            .store
+            .ttl(&id)
+            .await
+            .unwrap()
+            .expect("a finished delivery has a TTL");
         assert!(ttl <= finished_ttl && ttl > finished_ttl - Duration::from_secs(60));
     }
     if h.redis.is_some() {

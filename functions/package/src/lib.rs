@@ -5,6 +5,7 @@
 //! - `PATCH /api/packages/{id}` -> 204 | 404 | 400, a partial update
 //! - `GET /api/packages/summary/{ownerId}` -> 200 {totalWeight}, summed from stored packages
 
+pub mod mongo_store;
 pub mod store;
 
 use std::sync::Arc;
@@ -17,11 +18,13 @@ use axum::routing::get;
 use contracts::PackageSize;
 use runtime::json::Validator;
 use runtime::store::Upsert;
+use runtime::store::mongo::MongoSettings;
 use runtime::{
     ApiError, App, Bindings, EnvReader, Function, JsonBody, Routes, StartError, check_id,
 };
 use serde::{Deserialize, Serialize};
 
+pub use mongo_store::MongoPackageStore;
 pub use store::{MemoryPackageStore, PackageStore};
 
 /// A stored package.
@@ -62,9 +65,38 @@ impl PackagePatch {
     }
 }
 
-/// Configuration. Empty while the store is embedded; the MongoDB adapter adds its URI.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PackageConfig;
+/// Configuration: the store.
+#[derive(Debug, Clone, Default)]
+pub struct PackageConfig {
+    /// MongoDB when set; the embedded store otherwise.
+    pub mongo: Option<MongoSettings>,
+}
+
+impl PackageConfig {
+    /// The `MONGODB_*` settings, with the database from `PACKAGE_DATABASE` (default
+    /// `package`).
+    pub fn from_env(r: &mut EnvReader<'_>) -> Self {
+        Self {
+            mongo: MongoSettings::from_env(r, "PACKAGE_DATABASE", "package"),
+        }
+    }
+
+    /// The store the settings choose; with MongoDB, connects and creates the indexes.
+    pub async fn store(&self) -> Result<Arc<dyn PackageStore>, StartError> {
+        let Some(settings) = &self.mongo else {
+            return Ok(Arc::new(MemoryPackageStore::default()));
+        };
+        tracing::info!(hosts = %settings.hosts(), database = %settings.database, "package store: MongoDB");
+        let open = async {
+            let database = settings.connect(Package::NAME).await?;
+            MongoPackageStore::open(&database).await
+        };
+        let store = open
+            .await
+            .map_err(|e| StartError::Other(format!("MongoDB ({}): {e}", settings.hosts())))?;
+        Ok(Arc::new(store))
+    }
+}
 
 /// The function, for the host.
 #[derive(Debug)]
@@ -74,12 +106,12 @@ impl Function for Package {
     const NAME: &'static str = "package";
     type Config = PackageConfig;
 
-    fn config(_: &mut EnvReader<'_>) -> PackageConfig {
-        PackageConfig
+    fn config(env: &mut EnvReader<'_>) -> PackageConfig {
+        PackageConfig::from_env(env)
     }
 
-    async fn build(_: PackageConfig, _: &Bindings) -> Result<App, StartError> {
-        Ok(App::http(routes(Arc::new(MemoryPackageStore::default()))))
+    async fn build(config: PackageConfig, _: &Bindings) -> Result<App, StartError> {
+        Ok(App::http(routes(config.store().await?)))
     }
 }
 

@@ -1,21 +1,50 @@
-//! Every package route and status code, through the host's HTTP layers.
+//! Every package route and status code, through the host's HTTP layers: one suite, run
+//! against the embedded store (`embedded::*`) and a MongoDB-compatible server (`on_mongo::*`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 
 use axum::http::Method;
-use package::{MemoryPackageStore, routes};
-use runtime::testing::TestClient;
+use package::{MemoryPackageStore, PackageConfig, routes};
+use runtime::MapEnv;
+use runtime::config::EnvReader;
+use runtime::testing::{TestClient, servers};
 use serde_json::json;
 
-fn client() -> TestClient {
-    TestClient::new(routes(Arc::new(MemoryPackageStore::default())))
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Embedded,
+    Mongo,
 }
 
-#[tokio::test]
-async fn put_creates_then_replaces_and_get_reads_back() {
-    let c = client();
+/// The routes over a fresh store of one backend (on MongoDB, in a database of its own).
+async fn client(backend: Backend) -> TestClient {
+    let env = match backend {
+        Backend::Embedded => MapEnv::new(),
+        Backend::Mongo => MapEnv::new()
+            .with("MONGODB_URI", servers::mongodb_uri())
+            .with("PACKAGE_DATABASE", servers::unique_name("test_")),
+    };
+    let mut r = EnvReader::new(&env);
+    let config = PackageConfig::from_env(&mut r);
+    r.finish().unwrap();
+    TestClient::new(routes(config.store().await.unwrap()))
+}
+
+runtime::per_backend!(Backend { embedded => Embedded, on_mongo => Mongo }:
+    put_creates_then_replaces_and_get_reads_back,
+    get_unknown_is_404_problem,
+    put_rejects_bad_fields_naming_each,
+    put_accepts_the_reference_integer_sizes,
+    patch_updates_only_given_fields,
+    patch_unknown_is_404_and_bad_or_empty_patch_is_400,
+    summary_sums_the_owners_weights,
+    concurrent_first_writes_create_once,
+);
+
+async fn put_creates_then_replaces_and_get_reads_back(backend: Backend) {
+    let c = client(backend).await;
     let body = json!({"size": "small", "weight": 2.5, "tag": "fragile", "ownerId": "o1"});
     assert_eq!(
         c.json(Method::PUT, "/api/packages/p1", &body).await.status,
@@ -33,16 +62,15 @@ async fn put_creates_then_replaces_and_get_reads_back() {
     );
 }
 
-#[tokio::test]
-async fn get_unknown_is_404_problem() {
-    let r = client().get("/api/packages/nope").await;
+async fn get_unknown_is_404_problem(backend: Backend) {
+    let r = client(backend).await.get("/api/packages/nope").await;
     assert_eq!(r.status, 404);
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
 }
 
-#[tokio::test]
-async fn put_rejects_bad_fields_naming_each() {
-    let r = client()
+async fn put_rejects_bad_fields_naming_each(backend: Backend) {
+    let r = client(backend)
+        .await
         .json(
             Method::PUT,
             "/api/packages/p1",
@@ -51,15 +79,15 @@ async fn put_rejects_bad_fields_naming_each() {
         .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.problem_fields(), ["size", "weight", "tag"]);
-    let r = client()
+    let r = client(backend)
+        .await
         .json(Method::PUT, "/api/packages/p1", &json!({}))
         .await;
     assert_eq!(r.problem_fields(), ["size"]);
 }
 
-#[tokio::test]
-async fn put_accepts_the_reference_integer_sizes() {
-    let c = client();
+async fn put_accepts_the_reference_integer_sizes(backend: Backend) {
+    let c = client(backend).await;
     assert_eq!(
         c.json(Method::PUT, "/api/packages/p2", &json!({"size": 2}))
             .await
@@ -69,9 +97,8 @@ async fn put_accepts_the_reference_integer_sizes() {
     assert_eq!(c.get("/api/packages/p2").await.json()["size"], "Large");
 }
 
-#[tokio::test]
-async fn patch_updates_only_given_fields() {
-    let c = client();
+async fn patch_updates_only_given_fields(backend: Backend) {
+    let c = client(backend).await;
     c.json(
         Method::PUT,
         "/api/packages/p1",
@@ -88,9 +115,8 @@ async fn patch_updates_only_given_fields() {
     );
 }
 
-#[tokio::test]
-async fn patch_unknown_is_404_and_bad_or_empty_patch_is_400() {
-    let c = client();
+async fn patch_unknown_is_404_and_bad_or_empty_patch_is_400(backend: Backend) {
+    let c = client(backend).await;
     assert_eq!(
         c.json(Method::PATCH, "/api/packages/none", &json!({"weight": 1}))
             .await
@@ -114,9 +140,8 @@ async fn patch_unknown_is_404_and_bad_or_empty_patch_is_400() {
     );
 }
 
-#[tokio::test]
-async fn summary_sums_the_owners_weights() {
-    let c = client();
+async fn summary_sums_the_owners_weights(backend: Backend) {
+    let c = client(backend).await;
     c.json(
         Method::PUT,
         "/api/packages/a",
@@ -232,4 +257,22 @@ async fn a_throttling_store_gives_429_and_an_unreachable_one_503_both_with_retry
     assert_eq!(r.status, 503);
     assert!(r.header("retry-after").is_some());
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
+}
+
+async fn concurrent_first_writes_create_once(backend: Backend) {
+    let c = client(backend).await;
+    let body = json!({"size": "medium", "weight": 1.0, "tag": "t"});
+    let puts: Vec<_> = (0..8)
+        .map(|_| {
+            let (c, body) = (c.clone(), body.clone());
+            tokio::spawn(async move { c.json(Method::PUT, "/api/packages/race", &body).await })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for put in puts {
+        statuses.push(put.await.unwrap().status.as_u16());
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses[0], 201, "{statuses:?}");
+    assert!(statuses[1..].iter().all(|s| *s == 204), "{statuses:?}");
 }

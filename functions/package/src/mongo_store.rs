@@ -1,0 +1,159 @@
+//! The MongoDB adapter of the package store (Azure Cosmos DB for MongoDB in production).
+//!
+//! Collection `packages` in the function's own database; `_id` is the package id, and an
+//! index on `ownerId` serves the weight summary.
+
+use async_trait::async_trait;
+use contracts::PackageSize;
+use mongodb::bson::{Document, doc};
+use mongodb::options::IndexOptions;
+use mongodb::{Collection, Database, IndexModel};
+use runtime::store::mongo::failed;
+use runtime::store::{StoreError, Upsert};
+use serde::{Deserialize, Serialize};
+
+use crate::store::PackageStore;
+use crate::{PackagePatch, PackageRecord};
+
+/// A package as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PackageDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    size: PackageSize,
+    weight: Option<f64>,
+    tag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    owner_id: Option<String>,
+}
+
+impl From<PackageRecord> for PackageDoc {
+    fn from(r: PackageRecord) -> Self {
+        Self {
+            id: r.id,
+            size: r.size,
+            weight: r.weight,
+            tag: r.tag,
+            owner_id: r.owner_id,
+        }
+    }
+}
+
+impl From<PackageDoc> for PackageRecord {
+    fn from(d: PackageDoc) -> Self {
+        Self {
+            id: d.id,
+            size: d.size,
+            weight: d.weight,
+            tag: d.tag,
+            owner_id: d.owner_id,
+        }
+    }
+}
+
+/// Packages in MongoDB.
+#[derive(Debug, Clone)]
+pub struct MongoPackageStore {
+    packages: Collection<PackageDoc>,
+}
+
+impl MongoPackageStore {
+    /// Opens the collection and creates its index (a no-op when it exists).
+    pub async fn open(database: &Database) -> Result<Self, StoreError> {
+        let packages = database.collection::<PackageDoc>("packages");
+        packages
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! {"ownerId": 1})
+                    .options(IndexOptions::builder().name("ownerId".to_owned()).build())
+                    .build(),
+            )
+            .await
+            .map_err(failed)?;
+        Ok(Self { packages })
+    }
+
+    async fn replace(&self, record: &PackageDoc) -> Result<Upsert, StoreError> {
+        let result = self
+            .packages
+            .replace_one(doc! {"_id": &record.id}, record)
+            .upsert(true)
+            .await
+            .map_err(failed)?;
+        Ok(if result.upserted_id.is_some() {
+            Upsert::Created
+        } else {
+            Upsert::Updated
+        })
+    }
+}
+
+#[async_trait]
+impl PackageStore for MongoPackageStore {
+    async fn get(&self, id: &str) -> Result<Option<PackageRecord>, StoreError> {
+        let found = self
+            .packages
+            .find_one(doc! {"_id": id})
+            .await
+            .map_err(failed)?;
+        Ok(found.map(PackageRecord::from))
+    }
+
+    async fn upsert(&self, record: PackageRecord) -> Result<Upsert, StoreError> {
+        let record = PackageDoc::from(record);
+        match self.replace(&record).await {
+            // Two first writes of one id raced and the other inserted; ours now replaces.
+            Err(StoreError::Conflict(_)) => self.replace(&record).await,
+            other => other,
+        }
+    }
+
+    async fn patch(&self, id: &str, patch: PackagePatch) -> Result<bool, StoreError> {
+        let mut set = Document::new();
+        if let Some(size) = patch.size {
+            set.insert("size", size.to_string());
+        }
+        if let Some(weight) = patch.weight {
+            set.insert("weight", weight);
+        }
+        if let Some(tag) = patch.tag {
+            set.insert("tag", tag);
+        }
+        if let Some(owner_id) = patch.owner_id {
+            set.insert("ownerId", owner_id);
+        }
+        if set.is_empty() {
+            return Ok(self.get(id).await?.is_some());
+        }
+        let result = self
+            .packages
+            .update_one(doc! {"_id": id}, doc! {"$set": set})
+            .await
+            .map_err(failed)?;
+        Ok(result.matched_count > 0)
+    }
+
+    async fn total_weight(&self, owner_id: &str) -> Result<f64, StoreError> {
+        let mut cursor = self
+            .packages
+            .aggregate([
+                doc! {"$match": {"ownerId": owner_id}},
+                doc! {"$group": {"_id": null, "total": {"$sum": "$weight"}}},
+            ])
+            .await
+            .map_err(failed)?;
+        let first = cursor.advance().await.map_err(failed)?;
+        if !first {
+            return Ok(0.0);
+        }
+        let row = cursor.deserialize_current().map_err(failed)?;
+        // `$sum` gives an int when every weight happens to be whole.
+        Ok(match row.get("total") {
+            Some(mongodb::bson::Bson::Double(v)) => *v,
+            Some(mongodb::bson::Bson::Int32(v)) => f64::from(*v),
+            Some(mongodb::bson::Bson::Int64(v)) => *v as f64,
+            _ => 0.0,
+        })
+    }
+}
