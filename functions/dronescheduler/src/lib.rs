@@ -12,6 +12,7 @@
 //! Miles are the great-circle distance from pickup to dropoff; hours are miles over the
 //! configured drone speed.
 
+pub mod mongo_store;
 pub mod store;
 
 use std::collections::HashMap;
@@ -24,11 +25,13 @@ use chrono::{DateTime, FixedOffset};
 use contracts::requests::PackageDetail;
 use contracts::{Location, OwnerMonth, PackageSize, read_location};
 use runtime::json::Validator;
+use runtime::store::mongo::MongoSettings;
 use runtime::{
     ApiError, App, Bindings, EnvReader, Function, JsonBody, Routes, StartError, check_id,
 };
 use serde::{Deserialize, Serialize};
 
+pub use mongo_store::MongoDroneStore;
 pub use store::{DroneStore, MemoryDroneStore};
 
 /// A drone's assignment to a delivery.
@@ -61,11 +64,13 @@ pub struct Plan {
     pub pickup_time: Option<DateTime<FixedOffset>>,
 }
 
-/// Configuration: fleet size and drone speed.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Configuration: fleet size, drone speed and the store.
+#[derive(Debug, Clone)]
 pub struct SchedulerConfig {
     pub fleet_size: u32,
     pub speed_mph: f64,
+    /// MongoDB when set; the embedded store otherwise.
+    pub mongo: Option<MongoSettings>,
 }
 
 impl Default for SchedulerConfig {
@@ -73,18 +78,40 @@ impl Default for SchedulerConfig {
         Self {
             fleet_size: 100,
             speed_mph: 40.0,
+            mongo: None,
         }
     }
 }
 
 impl SchedulerConfig {
-    /// `DRONE_FLEET_SIZE` (1..=100000, default 100), `DRONE_SPEED_MPH` (default 40).
+    /// `DRONE_FLEET_SIZE` (1..=100000, default 100), `DRONE_SPEED_MPH` (default 40), and the
+    /// `MONGODB_*` settings with the database from `DRONESCHEDULER_DATABASE` (default
+    /// `dronescheduler`).
     pub fn from_env(r: &mut EnvReader<'_>) -> Self {
         let d = Self::default();
         Self {
             fleet_size: r.number_in("DRONE_FLEET_SIZE", d.fleet_size, 1, 100_000),
             speed_mph: r.number_in("DRONE_SPEED_MPH", d.speed_mph, 1.0, 500.0),
+            mongo: MongoSettings::from_env(r, "DRONESCHEDULER_DATABASE", "dronescheduler"),
         }
+    }
+
+    /// The store the settings choose; with MongoDB, connects, creates the indexes and
+    /// seeds the fleet.
+    pub async fn store(&self) -> Result<Arc<dyn DroneStore>, StartError> {
+        let drones = fleet(self.fleet_size);
+        let Some(settings) = &self.mongo else {
+            return Ok(Arc::new(MemoryDroneStore::new(drones)));
+        };
+        tracing::info!(hosts = %settings.hosts(), database = %settings.database, "drone store: MongoDB");
+        let open = async {
+            let database = settings.connect(DroneScheduler::NAME).await?;
+            MongoDroneStore::open(&database, &drones).await
+        };
+        let store = open
+            .await
+            .map_err(|e| StartError::Other(format!("MongoDB ({}): {e}", settings.hosts())))?;
+        Ok(Arc::new(store))
     }
 }
 
@@ -106,15 +133,14 @@ impl Function for DroneScheduler {
     }
 
     async fn build(config: SchedulerConfig, _: &Bindings) -> Result<App, StartError> {
-        let store = Arc::new(MemoryDroneStore::new(fleet(config.fleet_size)));
-        Ok(App::http(routes(store, config)))
+        Ok(App::http(routes(config.store().await?, config)))
     }
 }
 
 #[derive(Debug, Clone)]
 struct AppState {
     store: Arc<dyn DroneStore>,
-    config: SchedulerConfig,
+    speed_mph: f64,
 }
 
 /// The routes over `store`.
@@ -125,7 +151,10 @@ pub fn routes(store: Arc<dyn DroneStore>, config: SchedulerConfig) -> Routes {
             "/api/dronedeliveries/{delivery_id}",
             put(assign).delete(release),
         )
-        .with_state(AppState { store, config })
+        .with_state(AppState {
+            store,
+            speed_mph: config.speed_mph,
+        })
 }
 
 fn read_plan(delivery_id: &str, body: &serde_json::Value) -> Result<Plan, ApiError> {
@@ -170,7 +199,7 @@ async fn assign(
 ) -> Result<Json<Assignment>, ApiError> {
     check_id("deliveryId", &delivery_id)?;
     let plan = read_plan(&delivery_id, &body)?;
-    let assignment = state.store.assign(plan, state.config.speed_mph).await?;
+    let assignment = state.store.assign(plan, state.speed_mph).await?;
     Ok(Json(assignment))
 }
 
@@ -201,11 +230,10 @@ async fn utilization(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Utilization>, ApiError> {
     let period = OwnerMonth::from_query(&q)?;
-    let assignments = state.store.owner_assignments(&period.owner_id).await?;
-    let in_month: Vec<_> = assignments
-        .iter()
-        .filter(|a| period.contains(&a.scheduled_for))
-        .collect();
+    let in_month = state
+        .store
+        .owner_month_assignments(&period.owner_id, &period.key())
+        .await?;
     if in_month.is_empty() {
         return Err(ApiError::NotFound(format!(
             "owner {} has no drone assignments in {}",

@@ -1,5 +1,5 @@
 //! Where assignments live. The embedded store is the default; the MongoDB adapter
-//! implements the same trait (its own database, `_id` = delivery id).
+//! (`mongo_store`) implements the same trait.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -48,8 +48,12 @@ pub trait DroneStore: Send + Sync + std::fmt::Debug {
     async fn assign(&self, plan: Plan, speed_mph: f64) -> Result<Assignment, AssignError>;
     /// Frees the delivery's drone; the drone id, or `None` when nothing was assigned.
     async fn release(&self, delivery_id: &str) -> Result<Option<String>, StoreError>;
-    /// Every assignment of an owner.
-    async fn owner_assignments(&self, owner_id: &str) -> Result<Vec<Assignment>, StoreError>;
+    /// The assignments of an owner scheduled in a month (`YYYY-MM`, UTC).
+    async fn owner_month_assignments(
+        &self,
+        owner_id: &str,
+        month: &str,
+    ) -> Result<Vec<Assignment>, StoreError>;
 }
 
 /// Builds the assignment for `plan` from the stored one (if any) and the chosen drone.
@@ -162,12 +166,17 @@ impl DroneStore for MemoryDroneStore {
         Ok(Some(a.drone_id))
     }
 
-    async fn owner_assignments(&self, owner_id: &str) -> Result<Vec<Assignment>, StoreError> {
+    async fn owner_month_assignments(
+        &self,
+        owner_id: &str,
+        month: &str,
+    ) -> Result<Vec<Assignment>, StoreError> {
         Ok(self
             .fleet()
             .assignments
             .values()
             .filter(|a| a.owner_id.as_deref() == Some(owner_id))
+            .filter(|a| contracts::OwnerMonth::key_of(&a.scheduled_for) == month)
             .cloned()
             .collect())
     }

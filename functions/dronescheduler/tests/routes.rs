@@ -1,25 +1,52 @@
-//! Every dronescheduler route and status code, through the host's HTTP layers.
+//! Every dronescheduler route and status code, through the host's HTTP layers: one suite,
+//! run against the embedded store (`embedded::*`) and a MongoDB-compatible server
+//! (`on_mongo::*`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-
 use axum::http::Method;
 use chrono::{Datelike, Utc};
-use dronescheduler::{MemoryDroneStore, SchedulerConfig, fleet, routes};
-use runtime::testing::TestClient;
+use dronescheduler::{SchedulerConfig, fleet, routes};
+use runtime::MapEnv;
+use runtime::config::EnvReader;
+use runtime::testing::{TestClient, servers};
 use serde_json::{Value, json};
 
-fn client(drones: u32) -> TestClient {
-    let config = SchedulerConfig {
-        fleet_size: drones,
-        speed_mph: 40.0,
-    };
-    TestClient::new(routes(
-        Arc::new(MemoryDroneStore::new(fleet(drones))),
-        config,
-    ))
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Embedded,
+    Mongo,
 }
+
+/// The routes over a fresh fleet of `drones` (on MongoDB, in a database of its own).
+async fn client(backend: Backend, drones: u32) -> TestClient {
+    client_in(backend, drones, &servers::unique_name("test_")).await
+}
+
+async fn client_in(backend: Backend, drones: u32, database: &str) -> TestClient {
+    let env = MapEnv::new().with("DRONE_FLEET_SIZE", drones.to_string());
+    let env = match backend {
+        Backend::Embedded => env,
+        Backend::Mongo => env
+            .with("MONGODB_URI", servers::mongodb_uri())
+            .with("DRONESCHEDULER_DATABASE", database),
+    };
+    let mut r = EnvReader::new(&env);
+    let config = SchedulerConfig::from_env(&mut r);
+    r.finish().unwrap();
+    TestClient::new(routes(config.store().await.unwrap(), config))
+}
+
+runtime::per_backend!(Backend { embedded => Embedded, on_mongo => Mongo }:
+    assigns_a_fleet_drone_and_the_same_one_again,
+    new_deliveries_spread_over_the_least_loaded_drones,
+    replan_keeps_the_drone_and_changes_the_route,
+    bad_plans_are_400_naming_fields,
+    delete_frees_the_drone_then_404,
+    utilization_sums_stored_assignments_of_the_month,
+    utilization_counts_by_pickup_time_month,
+    concurrent_assignments_never_double_book,
+);
 
 fn plan(id: &str, owner: &str) -> Value {
     json!({
@@ -32,9 +59,8 @@ fn plan(id: &str, owner: &str) -> Value {
     })
 }
 
-#[tokio::test]
-async fn assigns_a_fleet_drone_and_the_same_one_again() {
-    let c = client(3);
+async fn assigns_a_fleet_drone_and_the_same_one_again(backend: Backend) {
+    let c = client(backend, 3).await;
     let first = c
         .json(Method::PUT, "/api/DroneDeliveries/d1", &plan("d1", "o1"))
         .await;
@@ -53,9 +79,8 @@ async fn assigns_a_fleet_drone_and_the_same_one_again() {
     }
 }
 
-#[tokio::test]
-async fn new_deliveries_spread_over_the_least_loaded_drones() {
-    let c = client(3);
+async fn new_deliveries_spread_over_the_least_loaded_drones(backend: Backend) {
+    let c = client(backend, 3).await;
     let mut drones = Vec::new();
     for i in 0..3 {
         let id = format!("d{i}");
@@ -75,9 +100,8 @@ async fn new_deliveries_spread_over_the_least_loaded_drones() {
     assert_eq!(drones.len(), 3);
 }
 
-#[tokio::test]
-async fn replan_keeps_the_drone_and_changes_the_route() {
-    let c = client(2);
+async fn replan_keeps_the_drone_and_changes_the_route(backend: Backend) {
+    let c = client(backend, 2).await;
     let first = c
         .json(Method::PUT, "/api/dronedeliveries/d1", &plan("d1", "o1"))
         .await
@@ -97,9 +121,8 @@ async fn replan_keeps_the_drone_and_changes_the_route() {
     assert_ne!(second["miles"], first["miles"]);
 }
 
-#[tokio::test]
-async fn bad_plans_are_400_naming_fields() {
-    let c = client(2);
+async fn bad_plans_are_400_naming_fields(backend: Backend) {
+    let c = client(backend, 2).await;
     let r = c
         .json(
             Method::PUT,
@@ -125,9 +148,8 @@ async fn bad_plans_are_400_naming_fields() {
     );
 }
 
-#[tokio::test]
-async fn delete_frees_the_drone_then_404() {
-    let c = client(1);
+async fn delete_frees_the_drone_then_404(backend: Backend) {
+    let c = client(backend, 1).await;
     let drone = c
         .json(Method::PUT, "/api/dronedeliveries/d1", &plan("d1", "o"))
         .await
@@ -139,9 +161,8 @@ async fn delete_frees_the_drone_then_404() {
     assert_eq!(c.delete("/api/dronedeliveries/d1").await.status, 404);
 }
 
-#[tokio::test]
-async fn utilization_sums_stored_assignments_of_the_month() {
-    let c = client(2);
+async fn utilization_sums_stored_assignments_of_the_month(backend: Backend) {
+    let c = client(backend, 2).await;
     c.json(Method::PUT, "/api/dronedeliveries/d1", &plan("d1", "o1"))
         .await;
     c.json(Method::PUT, "/api/dronedeliveries/d2", &plan("d2", "o1"))
@@ -176,9 +197,8 @@ async fn utilization_sums_stored_assignments_of_the_month() {
     );
 }
 
-#[tokio::test]
-async fn utilization_counts_by_pickup_time_month() {
-    let c = client(1);
+async fn utilization_counts_by_pickup_time_month(backend: Backend) {
+    let c = client(backend, 1).await;
     let mut p = plan("d1", "o1");
     p["pickupTime"] = json!("2025-02-10T10:00:00Z");
     c.json(Method::PUT, "/api/dronedeliveries/d1", &p).await;
@@ -194,4 +214,82 @@ async fn utilization_counts_by_pickup_time_month() {
             .status,
         404
     );
+}
+
+/// Assigns every id at once (each id `copies` times) and returns each id's drone.
+async fn assign_concurrently(
+    c: &TestClient,
+    ids: &[String],
+    copies: usize,
+) -> std::collections::HashMap<String, String> {
+    let calls: Vec<_> = ids
+        .iter()
+        .flat_map(|id| std::iter::repeat_n(id.clone(), copies))
+        .map(|id| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                let r = c
+                    .json(
+                        Method::PUT,
+                        &format!("/api/dronedeliveries/{id}"),
+                        &plan(&id, "o1"),
+                    )
+                    .await;
+                assert_eq!(r.status, 200, "{:?}", r.body);
+                (id, r.json()["droneId"].as_str().unwrap().to_owned())
+            })
+        })
+        .collect();
+    let mut drone_of = std::collections::HashMap::new();
+    for call in calls {
+        let (id, drone) = call.await.unwrap();
+        let first = drone_of.entry(id.clone()).or_insert_with(|| drone.clone());
+        assert_eq!(*first, drone, "{id} got two drones");
+    }
+    drone_of
+}
+
+async fn concurrent_assignments_never_double_book(backend: Backend) {
+    let c = client(backend, 20).await;
+    // Racing requests for one delivery agree on its drone...
+    let raced: Vec<String> = (0..20).map(|i| format!("raced{i}")).collect();
+    assign_concurrently(&c, &raced, 2).await;
+    // ...and give back every claim they lost: once all are released, twenty new deliveries
+    // at once land on twenty different drones.
+    for id in &raced {
+        assert_eq!(
+            c.delete(&format!("/api/dronedeliveries/{id}")).await.status,
+            200
+        );
+    }
+    let fresh: Vec<String> = (0..20).map(|i| format!("fresh{i}")).collect();
+    let drone_of = assign_concurrently(&c, &fresh, 1).await;
+    let mut drones: Vec<_> = drone_of.values().collect();
+    drones.sort();
+    drones.dedup();
+    assert_eq!(drones.len(), 20, "one delivery per drone: {drone_of:?}");
+}
+
+#[tokio::test]
+async fn mongo_replicas_share_assignments_and_load() {
+    let database = servers::unique_name("test_");
+    let a = client_in(Backend::Mongo, 2, &database).await;
+    let first = a
+        .json(Method::PUT, "/api/dronedeliveries/d1", &plan("d1", "o1"))
+        .await
+        .json();
+    // A second replica starting on the same database seeds nothing twice.
+    let b = client_in(Backend::Mongo, 2, &database).await;
+    let again = b
+        .json(Method::PUT, "/api/dronedeliveries/d1", &plan("d1", "o1"))
+        .await
+        .json();
+    assert_eq!(again["droneId"], first["droneId"]);
+    let second = b
+        .json(Method::PUT, "/api/dronedeliveries/d2", &plan("d2", "o1"))
+        .await
+        .json();
+    assert_ne!(second["droneId"], first["droneId"], "the load is shared");
+    assert_eq!(a.delete("/api/dronedeliveries/d2").await.status, 200);
+    assert_eq!(b.delete("/api/dronedeliveries/d2").await.status, 404);
 }
