@@ -192,10 +192,10 @@ async fn get_status(
 fn read_document(id: &str, body: &Value) -> Result<DeliveryDocument, ApiError> {
     let mut v = Validator::new();
     let doc = v.root(body).map(|root| {
-        if let Some(body_id) = v.string(&root, &["id"], false) {
-            if body_id != id {
-                v.error(Some(&root), "id", "must match the id in the path");
-            }
+        if let Some(body_id) = v.string(&root, &["id"], false)
+            && body_id != id
+        {
+            v.error(Some(&root), "id", "must match the id in the path");
         }
         let owner = v.object(&root, &["owner"], true).map(|o| {
             let user_id = v.string(&o, &["userId"], true);

@@ -160,10 +160,10 @@ pub fn routes(store: Arc<dyn DroneStore>, config: SchedulerConfig) -> Routes {
 fn read_plan(delivery_id: &str, body: &serde_json::Value) -> Result<Plan, ApiError> {
     let mut v = Validator::new();
     let plan = v.root(body).map(|root| {
-        if let Some(body_id) = v.string(&root, &["deliveryId"], false) {
-            if body_id != delivery_id {
-                v.error(Some(&root), "deliveryId", "must match the id in the path");
-            }
+        if let Some(body_id) = v.string(&root, &["deliveryId"], false)
+            && body_id != delivery_id
+        {
+            v.error(Some(&root), "deliveryId", "must match the id in the path");
         }
         let details = v.has(&root, "packageDetails").then(|| {
             v.objects(&root, "packageDetails", false)

@@ -188,10 +188,10 @@ impl EmbeddedQueue {
             if now.duration_since(*at) < window {
                 break;
             }
-            if let Some((at, id)) = st.seen_order.pop_front() {
-                if st.seen_ids.get(&id) == Some(&at) {
-                    st.seen_ids.remove(&id);
-                }
+            if let Some((at, id)) = st.seen_order.pop_front()
+                && st.seen_ids.get(&id) == Some(&at)
+            {
+                st.seen_ids.remove(&id);
             }
         }
         if window.is_zero() || message_id.is_empty() {

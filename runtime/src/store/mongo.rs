@@ -160,7 +160,7 @@ const TRANSIENT_CODES: &[i32] = &[
 
 fn by_code(code: i32, message: &str) -> StoreError {
     match code {
-        11000 | 11001 | 11002 => StoreError::Conflict("a record with this key exists".into()),
+        11000..=11002 => StoreError::Conflict("a record with this key exists".into()),
         16500 | 429 => StoreError::Throttled {
             retry_after: retry_after(message).unwrap_or(Duration::from_secs(1)),
         },

@@ -105,7 +105,7 @@ impl Backends {
         .await;
         let sched_config = dronescheduler::SchedulerConfig {
             fleet_size: 5,
-            speed_mph: 40.0,
+            ..dronescheduler::SchedulerConfig::default()
         };
         let drones = Arc::new(dronescheduler::MemoryDroneStore::new(
             dronescheduler::fleet(5),
