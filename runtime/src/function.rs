@@ -195,6 +195,20 @@ impl HostConfig {
                 ),
                 receive_wait: d.receive_wait,
                 drain_grace: grace,
+                redelivery_delay: crate::client::Backoff {
+                    base: r.millis(
+                        "QUEUE_RETRY_DELAY_MS",
+                        d.redelivery_delay.base,
+                        Duration::ZERO,
+                        secs(60),
+                    ),
+                    max: r.seconds(
+                        "QUEUE_RETRY_DELAY_MAX_SECONDS",
+                        d.redelivery_delay.max,
+                        secs(1),
+                        secs(600),
+                    ),
+                },
             },
             queue: QueueSettings {
                 lock_duration: r.seconds(

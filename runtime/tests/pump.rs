@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use runtime::MessageError;
+use runtime::client::Backoff;
 use runtime::dispatch::{DispatchOptions, QueueHandler, run_pump};
 use runtime::lifecycle::Shutdown;
 use runtime::queue::embedded::EmbeddedQueue;
@@ -32,6 +33,10 @@ fn options(concurrency: usize, prefetch: usize, grace: Duration) -> DispatchOpti
         handler_timeout: Duration::from_secs(60),
         receive_wait: Duration::from_millis(20),
         drain_grace: grace,
+        redelivery_delay: Backoff {
+            base: Duration::ZERO,
+            max: Duration::ZERO,
+        },
     }
 }
 
@@ -217,4 +222,55 @@ async fn shutdown_releases_what_cannot_finish_in_time_so_nothing_is_lost() {
     assert_eq!(q.active_count(), 4, "every message is back in the queue");
     assert_eq!(settled(&metrics, "completed"), 0);
     assert_eq!(settled(&metrics, "abandoned"), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn transient_failures_are_held_longer_each_time_before_redelivery() {
+    let q = queue(Duration::from_secs(30));
+    send(&q, 1).await;
+    let attempts = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let handler = {
+        let attempts = attempts.clone();
+        move |m: ReceivedMessage| {
+            attempts
+                .lock()
+                .unwrap()
+                .push((m.delivery_count, tokio::time::Instant::now()));
+            async { Err::<(), _>(MessageError::Transient("downstream restarting".into())) }
+        }
+    };
+    let mut o = options(1, 0, Duration::from_secs(5));
+    o.redelivery_delay = Backoff {
+        base: Duration::from_secs(2),
+        max: Duration::from_secs(8),
+    };
+    let (shutdown, metrics, pump) = start(&q, handler, o);
+    for _ in 0..600 {
+        if attempts.lock().unwrap().len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen = attempts.lock().unwrap().clone();
+    let gaps: Vec<Duration> = seen.windows(2).map(|w| w[1].1 - w[0].1).collect();
+    // Equal jitter: between half and all of 2 s, 4 s, 8 s.
+    for (gap, nominal) in gaps.iter().zip([2u64, 4, 8]) {
+        let nominal = Duration::from_secs(nominal);
+        assert!(
+            *gap >= nominal / 2 && *gap <= nominal + Duration::from_millis(100),
+            "{gaps:?}"
+        );
+    }
+    assert_eq!(
+        seen.iter().map(|a| a.0).collect::<Vec<_>>()[..4],
+        [1, 2, 3, 4],
+        "each hold ends in a redelivery"
+    );
+    // Shutdown cuts a hold short: the message goes back at once, not after the delay.
+    let before = tokio::time::Instant::now();
+    shutdown.trigger();
+    pump.await.unwrap();
+    assert!(before.elapsed() < Duration::from_secs(1));
+    assert!(settled(&metrics, "abandoned") >= 4);
+    assert_eq!(q.locked_count(), 0);
 }

@@ -40,6 +40,10 @@ fn run(b: &Backends, max_delivery_count: u32) -> Running {
         handler_timeout: Duration::from_secs(10),
         receive_wait: Duration::from_millis(50),
         drain_grace: Duration::from_secs(2),
+        redelivery_delay: runtime::client::Backoff {
+            base: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+        },
     };
     let handler = move |m| {
         let p = processor.clone();

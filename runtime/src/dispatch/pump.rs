@@ -20,6 +20,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::QueueHandler;
 use super::policy::{Outcome, Settlement, settlement_for};
+use crate::client::Backoff;
 use crate::lifecycle::Shutdown;
 use crate::queue::{LockToken, QueueError, QueueReceiver, ReceivedMessage};
 use crate::telemetry::Metrics;
@@ -37,6 +38,11 @@ pub struct DispatchOptions {
     pub receive_wait: Duration,
     /// How long running handlers may take to finish after shutdown begins.
     pub drain_grace: Duration,
+    /// How long a message that failed transiently is held (its lock renewed) before it is
+    /// abandoned, growing with its delivery count. Abandoning at once would spend the max
+    /// delivery count in a second against a downstream that is restarting and dead-letter
+    /// good messages; held, they ride out an outage of minutes. Zero base: no delay.
+    pub redelivery_delay: Backoff,
 }
 
 impl Default for DispatchOptions {
@@ -47,6 +53,10 @@ impl Default for DispatchOptions {
             handler_timeout: Duration::from_secs(120),
             receive_wait: Duration::from_secs(5),
             drain_grace: Duration::from_secs(20),
+            redelivery_delay: Backoff {
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(60),
+            },
         }
     }
 }
@@ -117,9 +127,12 @@ pub async fn run_pump(
                     handler.clone(),
                     locked,
                     permit,
-                    options.handler_timeout,
+                    options,
                     metrics.clone(),
-                    interrupt.clone(),
+                    Stops {
+                        shutdown: shutdown.clone(),
+                        interrupt: interrupt.clone(),
+                    },
                 ));
             }
         }
@@ -248,14 +261,21 @@ async fn renew_lock(
     }
 }
 
+/// What ends a handler early: `shutdown` cuts a redelivery delay short, `interrupt` (the
+/// end of the drain grace) stops the handler itself.
+struct Stops {
+    shutdown: Shutdown,
+    interrupt: Shutdown,
+}
+
 async fn handle_one(
     receiver: Arc<dyn QueueReceiver>,
     handler: Arc<dyn QueueHandler>,
     locked: Locked,
     _worker: OwnedSemaphorePermit,
-    timeout: Duration,
+    options: DispatchOptions,
     metrics: Metrics,
-    interrupt: Shutdown,
+    stops: Stops,
 ) {
     let message = &locked.message;
     let span = info_span!(
@@ -276,24 +296,44 @@ async fn handle_one(
         });
         let abort = task.abort_handle();
         let outcome = tokio::select! {
-            r = tokio::time::timeout(timeout, task) => match r {
+            r = tokio::time::timeout(options.handler_timeout, task) => match r {
                 Ok(Ok(result)) => Outcome::Handled(result),
                 Ok(Err(e)) if e.is_panic() => Outcome::Panicked,
                 Ok(Err(_)) => Outcome::Interrupted,
                 Err(_) => { abort.abort(); Outcome::TimedOut }
             },
-            _ = interrupt.wait() => { abort.abort(); Outcome::Interrupted }
+            _ = stops.interrupt.wait() => { abort.abort(); Outcome::Interrupted }
         };
         metrics
             .queue_handler_duration
             .observe(started.elapsed().as_secs_f64());
-        settle(&*receiver, message, settlement_for(outcome), &metrics).await;
+        let interrupted = outcome == Outcome::Interrupted;
+        let settlement = settlement_for(outcome);
+        if matches!(settlement, Settlement::Abandon { .. }) && !interrupted {
+            hold_before_redelivery(message, &options.redelivery_delay, &stops.shutdown).await;
+        }
+        settle(&*receiver, message, settlement, &metrics).await;
         metrics.queue_in_flight.dec();
     }
     .instrument(span)
     .await;
     // Renewal stops only now, after settlement.
     drop(locked.renewal);
+}
+
+async fn hold_before_redelivery(message: &ReceivedMessage, delay: &Backoff, shutdown: &Shutdown) {
+    if delay.base.is_zero() {
+        return;
+    }
+    let wait = delay.delay(message.delivery_count, None);
+    info!(
+        wait_ms = wait.as_millis() as u64,
+        "transient failure; holding the message before redelivery"
+    );
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => {}
+        _ = shutdown.wait() => {}
+    }
 }
 
 async fn settle(
