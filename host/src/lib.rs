@@ -81,11 +81,15 @@ impl DevConfig {
 
     /// Defaults with every port chosen by the OS: for tests.
     pub fn ephemeral() -> Self {
-        let mut config =
-            Self::from_env(&MapEnv::new()).unwrap_or_else(|e| panic!("defaults are valid: {e}"));
+        Self::ephemeral_with(&MapEnv::new()).unwrap_or_else(|e| panic!("defaults are valid: {e}"))
+    }
+
+    /// The settings `env` gives, with every port chosen by the OS: for tests.
+    pub fn ephemeral_with(env: &dyn runtime::config::Env) -> Result<Self, ConfigError> {
+        let mut config = Self::from_env(env)?;
         config.options.gateway_port = 0;
         config.options.first_function_port = 0;
-        config
+        Ok(config)
     }
 }
 

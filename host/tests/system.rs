@@ -2,60 +2,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::Duration;
 
 use host::{DevConfig, start_dev};
 use http::Method;
-use runtime::client::{Backoff, CallResponse, Downstream, DownstreamPolicy};
 use runtime::lifecycle::Shutdown;
-use runtime::telemetry::Metrics;
 use serde_json::{Value, json};
-
-fn client(addr: std::net::SocketAddr) -> Downstream {
-    let policy = DownstreamPolicy {
-        max_attempts: 1,
-        backoff: Backoff {
-            base: Duration::from_millis(1),
-            max: Duration::from_millis(1),
-        },
-        ..DownstreamPolicy::default()
-    };
-    Downstream::new(
-        "test",
-        &format!("http://{addr}"),
-        policy,
-        Metrics::new("t").unwrap(),
-    )
-}
-
-async fn call(c: &Downstream, method: Method, path: &str, body: Option<&Value>) -> CallResponse {
-    c.call(method, path, body, None).await.unwrap()
-}
-
-/// Polls until `check` holds for the JSON at `path`, for up to a second.
-async fn eventually(c: &Downstream, path: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let started = tokio::time::Instant::now();
-    loop {
-        let r = call(c, Method::GET, path, None).await;
-        let body: Value = r.json().unwrap_or(Value::Null);
-        if r.status == 200 && check(&body) {
-            return body;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "{path} never satisfied the check; last: {} {body}",
-            r.status
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-fn sample() -> Value {
-    serde_json::from_str(include_str!(
-        "../../functions/ingestion/tests/fixtures/delivery_request.json"
-    ))
-    .unwrap()
-}
+use support::{call, client, eventually, sample};
 
 #[tokio::test]
 async fn a_request_becomes_a_scheduled_delivery_then_is_rescheduled_and_cancelled() {
