@@ -1,10 +1,12 @@
 //! The whole system on real stores: delivery on Redis, package and dronescheduler on a
-//! MongoDB-compatible server; and a Redis restart in the middle of the traffic.
+//! MongoDB-compatible server; a Redis restart in the middle of the traffic; and Redis over
+//! TLS with a password from a file.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,7 +18,7 @@ use runtime::MapEnv;
 use runtime::lifecycle::Shutdown;
 use runtime::testing::servers;
 use serde_json::Value;
-use support::{call, client, eventually_within, raw_get, sample};
+use support::{call, client, eventually_within, raw_get, raw_request, sample};
 
 async fn request_delivery(gw: &runtime::client::Downstream, package_id: &str) -> String {
     let mut body = sample();
@@ -75,26 +77,72 @@ async fn a_request_is_scheduled_through_redis_and_mongodb() {
     system.stopped().await;
 }
 
-/// A Redis server of the test's own, persisting every write (AOF, fsync always) so that it
-/// can be killed and started again on the same port and data.
+/// A Redis server of the test's own on a free port, in a directory of its own; it can be
+/// killed and started again on the same port and data.
 struct OwnRedis {
     port: u16,
     dir: PathBuf,
+    args: Vec<String>,
     child: Option<Child>,
 }
 
 impl OwnRedis {
-    fn start() -> Self {
+    /// Plain TCP, persisting every write (AOF, fsync always) so a restart keeps the data.
+    fn persistent() -> Self {
+        Self::start(|port, _| {
+            [
+                "--port",
+                &port.to_string(),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ]
+            .map(String::from)
+            .to_vec()
+        })
+    }
+
+    /// TLS only, with a password, and a certificate for `localhost` from a test CA
+    /// (`ca.pem` in its directory).
+    fn tls(password: &str) -> Self {
+        let password = password.to_owned();
+        Self::start(move |port, dir| {
+            make_certificates(dir);
+            let file = |name: &str| dir.join(name).display().to_string();
+            vec![
+                "--port".into(),
+                "0".into(),
+                "--tls-port".into(),
+                port.to_string(),
+                "--tls-cert-file".into(),
+                file("cert.pem"),
+                "--tls-key-file".into(),
+                file("key.pem"),
+                "--tls-ca-cert-file".into(),
+                file("ca.pem"),
+                "--tls-auth-clients".into(),
+                "no".into(),
+                "--requirepass".into(),
+                password.clone(),
+            ]
+        })
+    }
+
+    fn start(args: impl FnOnce(u16, &Path) -> Vec<String>) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let dir = std::env::temp_dir().join(servers::unique_name("redis-restart-"));
+        let dir = std::env::temp_dir().join(servers::unique_name("own-redis-"));
         std::fs::create_dir_all(&dir).unwrap();
+        let mut args = args(port, &dir);
+        args.extend(["--bind", "127.0.0.1", "--save", ""].map(String::from));
         let mut redis = Self {
             port,
             dir,
+            args,
             child: None,
         };
         redis.spawn();
@@ -103,15 +151,7 @@ impl OwnRedis {
 
     fn spawn(&mut self) {
         let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ])
+            .args(&self.args)
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
@@ -131,16 +171,12 @@ impl OwnRedis {
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
-
-    fn dir(&self) -> &Path {
-        &self.dir
-    }
 }
 
 impl Drop for OwnRedis {
     fn drop(&mut self) {
         self.kill();
-        let _ = std::fs::remove_dir_all(self.dir());
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -156,7 +192,7 @@ fn wait_listening(port: u16) {
 
 #[tokio::test]
 async fn a_redis_restart_loses_no_accepted_delivery() {
-    let mut redis = OwnRedis::start();
+    let mut redis = OwnRedis::persistent();
     let env = MapEnv::new()
         .with("REDIS_URL", redis.url())
         .with("REDIS_TIMEOUT_MS", "500")
@@ -218,4 +254,127 @@ async fn request_deliveries(
         ids.push(request_delivery(gw, &package(i)).await);
     }
     ids
+}
+
+/// A test CA (`ca.pem`) and a server certificate for `localhost` it signed (`cert.pem`,
+/// `key.pem`): rustls refuses a self-signed CA certificate as a server's own.
+fn make_certificates(dir: &Path) {
+    let run = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stderr(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .expect("openssl is installed");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=DNS:localhost\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "cert.pem",
+    ]);
+}
+
+/// `fabrikam dev` with delivery on `redis` over TLS, trusting its certificate, with the
+/// password read from a file; returns the process and its gateway address.
+fn fabrikam_on_tls_redis(redis: &OwnRedis, password: &str) -> (KillOnDrop, std::net::SocketAddr) {
+    let password_file = redis.dir.join(servers::unique_name("password-"));
+    std::fs::write(&password_file, format!("{password}\n")).unwrap();
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_fabrikam"))
+            .arg("dev")
+            .env("LOG_FORMAT", "json")
+            .env("DEV_GATEWAY_PORT", "0")
+            .env("DEV_FIRST_FUNCTION_PORT", "0")
+            .env("REDIS_URL", format!("rediss://localhost:{}", redis.port))
+            .env("REDIS_PASSWORD_FILE", &password_file)
+            .env("REDIS_TIMEOUT_MS", "1000")
+            // rustls reads the trusted roots from here, as from the system's store.
+            .env("SSL_CERT_FILE", redis.dir.join("ca.pem"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    for line in lines.by_ref().map_while(Result::ok) {
+        if line.contains("gateway listening") {
+            let log: Value = serde_json::from_str(&line).unwrap();
+            let addr = log["addr"].as_str().unwrap().parse().unwrap();
+            // Keep reading, so the child's logging never meets a closed pipe.
+            std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+            return (child, addr);
+        }
+    }
+    panic!("fabrikam dev did not start");
+}
+
+/// A child process that is killed when the test ends, passed or not.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn tls_redis_with_a_password_from_a_file() {
+    let redis = OwnRedis::tls("s3cret-from-the-vault");
+    let (right, gateway) = fabrikam_on_tls_redis(&redis, "s3cret-from-the-vault");
+    let mut body = serde_json::from_str::<Value>(include_str!(
+        "../../functions/delivery/tests/fixtures/delivery.json"
+    ))
+    .unwrap();
+    body["id"] = "tls-1".into();
+    let put = raw_request(gateway, "PUT", "/api/deliveries/tls-1", Some(&body)).await;
+    assert_eq!(put.status, 201, "{put:?}");
+    assert_eq!(raw_get(gateway, "/api/deliveries/tls-1").await.status, 200);
+    drop(right);
+
+    let (_wrong, gateway) = fabrikam_on_tls_redis(&redis, "not-the-password");
+    let refused = raw_get(gateway, "/api/deliveries/tls-1").await;
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert!(!refused.body.contains("not-the-password"));
 }

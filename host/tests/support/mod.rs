@@ -86,9 +86,24 @@ pub struct RawResponse {
 
 /// One `GET` on a fresh connection, read to the end.
 pub async fn raw_get(addr: std::net::SocketAddr, path: &str) -> RawResponse {
+    raw_request(addr, "GET", path, None).await
+}
+
+/// One request on a fresh connection (a JSON body when given), read to the end.
+pub async fn raw_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    json: Option<&Value>,
+) -> RawResponse {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    let body = json.map(Value::to_string).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut text = String::new();
     stream.read_to_string(&mut text).await.unwrap();
