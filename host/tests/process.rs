@@ -21,6 +21,8 @@ fn bad_config_names_every_variable_and_binds_nothing() {
         .env("DRONE_FLEET_SIZE", "0")
         .env("DELIVERY_SERVICE_URL", "not a url")
         .env("SHUTDOWN_GRACE_SECONDS", "-1")
+        .env("REDIS_URL", "http://:hunter2@cache:6379")
+        .env("MONGODB_URI", "mongo://user:hunter2@db")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -30,9 +32,12 @@ fn bad_config_names_every_variable_and_binds_nothing() {
         "DRONE_FLEET_SIZE",
         "DELIVERY_SERVICE_URL",
         "SHUTDOWN_GRACE_SECONDS",
+        "REDIS_URL",
+        "MONGODB_URI",
     ] {
         assert!(stderr.contains(var), "{var} missing from: {stderr}");
     }
+    assert!(!stderr.contains("hunter2"), "a password leaked: {stderr}");
 }
 
 #[test]
