@@ -13,11 +13,10 @@
 
 use async_trait::async_trait;
 use mongodb::bson::doc;
-use mongodb::options::IndexOptions;
-use mongodb::{Collection, Database, IndexModel};
+use mongodb::{Collection, Database};
 use rand::seq::SliceRandom;
 use runtime::store::StoreError;
-use runtime::store::mongo::failed;
+use runtime::store::mongo::{ensure_index, failed};
 use serde::{Deserialize, Serialize};
 
 use crate::store::{AssignError, DroneStore, plan_assignment};
@@ -65,34 +64,18 @@ impl MongoDroneStore {
             drones: database.collection("drones"),
             assignments: database.collection("assignments"),
         };
-        store
-            .assignments
-            .create_index(
-                IndexModel::builder()
-                    .keys(doc! {"ownerId": 1, "month": 1})
-                    .options(
-                        IndexOptions::builder()
-                            .name("ownerId_month".to_owned())
-                            .build(),
-                    )
-                    .build(),
-            )
-            .await
-            .map_err(failed)?;
-        store
-            .drones
-            .create_index(
-                IndexModel::builder()
-                    .keys(doc! {"active": 1, "load": 1, "_id": 1})
-                    .options(
-                        IndexOptions::builder()
-                            .name("least_loaded".to_owned())
-                            .build(),
-                    )
-                    .build(),
-            )
-            .await
-            .map_err(failed)?;
+        ensure_index(
+            &store.assignments,
+            doc! {"ownerId": 1, "month": 1},
+            "ownerId_month",
+        )
+        .await?;
+        ensure_index(
+            &store.drones,
+            doc! {"active": 1, "load": 1, "_id": 1},
+            "least_loaded",
+        )
+        .await?;
         store.seed(fleet).await?;
         Ok(store)
     }

@@ -6,9 +6,8 @@
 use async_trait::async_trait;
 use contracts::PackageSize;
 use mongodb::bson::{Document, doc};
-use mongodb::options::IndexOptions;
-use mongodb::{Collection, Database, IndexModel};
-use runtime::store::mongo::failed;
+use mongodb::{Collection, Database};
+use runtime::store::mongo::{ensure_index, failed};
 use runtime::store::{StoreError, Upsert};
 use serde::{Deserialize, Serialize};
 
@@ -62,15 +61,7 @@ impl MongoPackageStore {
     /// Opens the collection and creates its index (a no-op when it exists).
     pub async fn open(database: &Database) -> Result<Self, StoreError> {
         let packages = database.collection::<PackageDoc>("packages");
-        packages
-            .create_index(
-                IndexModel::builder()
-                    .keys(doc! {"ownerId": 1})
-                    .options(IndexOptions::builder().name("ownerId".to_owned()).build())
-                    .build(),
-            )
-            .await
-            .map_err(failed)?;
+        ensure_index(&packages, doc! {"ownerId": 1}, "ownerId").await?;
         Ok(Self { packages })
     }
 

@@ -4,9 +4,10 @@
 use std::fmt;
 use std::time::Duration;
 
+use mongodb::bson::Document;
 use mongodb::error::{Error, ErrorKind, WriteFailure};
-use mongodb::options::{ClientOptions, ConnectionString};
-use mongodb::{Client, Database};
+use mongodb::options::{ClientOptions, ConnectionString, IndexOptions};
+use mongodb::{Client, Collection, Database, IndexModel};
 
 use super::StoreError;
 use crate::config::EnvReader;
@@ -111,6 +112,21 @@ impl MongoSettings {
         let client = Client::with_options(options).map_err(|e| classify(&e))?;
         Ok(client.database(&self.database))
     }
+}
+
+/// Creates the index named `name` on `keys`; a no-op when it exists, so every replica may
+/// run it at start-up.
+pub async fn ensure_index<T: Send + Sync>(
+    collection: &Collection<T>,
+    keys: Document,
+    name: &str,
+) -> Result<(), StoreError> {
+    let index = IndexModel::builder()
+        .keys(keys)
+        .options(IndexOptions::builder().name(name.to_owned()).build())
+        .build();
+    collection.create_index(index).await.map_err(failed)?;
+    Ok(())
 }
 
 fn valid_database_name(name: &str) -> bool {
