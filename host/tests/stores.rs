@@ -42,7 +42,10 @@ async fn started(env: MapEnv) -> (DevSystem, Shutdown) {
 async fn a_request_is_scheduled_through_redis_and_mongodb() {
     let env = MapEnv::new()
         .with("REDIS_URL", servers::redis_url())
-        .with("REDIS_KEY_PREFIX", servers::unique_name("e2e:"))
+        .with(
+            "REDIS_KEY_PREFIX",
+            format!("{}:", servers::unique_name("e2e:")),
+        )
         .with("MONGODB_URI", servers::mongodb_uri())
         .with("PACKAGE_DATABASE", servers::unique_name("e2e_package_"))
         .with(

@@ -37,9 +37,10 @@ impl Harness {
         let (store, redis): (Arc<dyn DeliveryStore>, _) = match backend {
             Backend::Embedded => (Arc::new(MemoryDeliveryStore::default()), None),
             Backend::Redis => {
-                let env = MapEnv::new()
-                    .with("REDIS_URL", servers::redis_url())
-                    .with("REDIS_KEY_PREFIX", servers::unique_name("test:"));
+                let env = MapEnv::new().with("REDIS_URL", servers::redis_url()).with(
+                    "REDIS_KEY_PREFIX",
+                    format!("{}:", servers::unique_name("test:")),
+                );
                 let mut r = EnvReader::new(&env);
                 let settings = RedisSettings::from_env(&mut r).unwrap();
                 r.finish().unwrap();
