@@ -85,7 +85,10 @@ async fn bare(port: u16, file: &str) -> Result<(), load::BenchError> {
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
         .await
         .map_err(|e| format!("bind: {e}"))?;
-    println!("{}", serde_json::json!({"listening": listener.local_addr().map_err(|e| e.to_string())?.to_string()}));
+    println!(
+        "{}",
+        serde_json::json!({"listening": listener.local_addr().map_err(|e| e.to_string())?.to_string()})
+    );
     loop {
         let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
         let body = body.clone();
