@@ -140,11 +140,11 @@ async fn load(
     id: &str,
 ) -> Result<(StoredDelivery, Vec<TrackingEvent>), ApiError> {
     check_id("id", id)?;
-    let Some(delivery) = state.store.get(id).await? else {
-        return Err(ApiError::NotFound(format!("delivery {id} does not exist")));
-    };
-    let events = state.store.events(id).await?;
-    Ok((delivery, events))
+    state
+        .store
+        .load(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("delivery {id} does not exist")))
 }
 
 fn stage_of(events: &[TrackingEvent]) -> DeliveryStage {
@@ -244,12 +244,12 @@ async fn put_delivery(
 ) -> Result<StatusCode, ApiError> {
     check_id("id", &id)?;
     let document = read_document(&id, &body)?;
-    let existing = state.store.get(&id).await?;
-    if existing.is_some() {
-        refuse_if_finished(&id, &state.store.events(&id).await?)?;
+    let existing = state.store.load(&id).await?;
+    if let Some((_, events)) = &existing {
+        refuse_if_finished(&id, events)?;
     }
     let pickup = document.pickup;
-    let created_at = existing.map_or_else(contracts::now, |e| e.created_at);
+    let created_at = existing.map_or_else(contracts::now, |(e, _)| e.created_at);
     let ttl = state.config.active_ttl;
     let outcome = state
         .store

@@ -133,6 +133,28 @@ impl DeliveryStore for RedisDeliveryStore {
         raw.map(|raw| decode(&key, &raw)).transpose()
     }
 
+    async fn load(
+        &self,
+        id: &str,
+    ) -> Result<Option<(StoredDelivery, Vec<TrackingEvent>)>, StoreError> {
+        // One round trip for the document and its events.
+        let (document_key, events_key) = (self.document_key(id), self.events_key(id));
+        let (raw, events): (Option<String>, Vec<String>) = redis::pipe()
+            .get(&document_key)
+            .lrange(&events_key, 0, -1)
+            .query_async(&mut self.connection())
+            .await
+            .map_err(failed)?;
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        let events = events
+            .iter()
+            .map(|raw| decode(&events_key, raw))
+            .collect::<Result<_, _>>()?;
+        Ok(Some((decode(&document_key, &raw)?, events)))
+    }
+
     async fn put(&self, delivery: StoredDelivery, ttl: Duration) -> Result<Upsert, StoreError> {
         let id = &delivery.document.id;
         let month = contracts::OwnerMonth::key_of(&delivery.scheduled_for());

@@ -18,6 +18,17 @@ use crate::model::{NotifyMeRequest, StoredDelivery, TrackingEvent};
 #[async_trait]
 pub trait DeliveryStore: Send + Sync + std::fmt::Debug {
     async fn get(&self, id: &str) -> Result<Option<StoredDelivery>, StoreError>;
+    /// The delivery with its history, in one read where the store allows (every route
+    /// needs both).
+    async fn load(
+        &self,
+        id: &str,
+    ) -> Result<Option<(StoredDelivery, Vec<TrackingEvent>)>, StoreError> {
+        let Some(delivery) = self.get(id).await? else {
+            return Ok(None);
+        };
+        Ok(Some((delivery, self.events(id).await?)))
+    }
     /// Creates or replaces the document (history is kept) and records it in the owner's
     /// monthly index; `ttl` applies to every key of the delivery.
     async fn put(&self, delivery: StoredDelivery, ttl: Duration) -> Result<Upsert, StoreError>;
