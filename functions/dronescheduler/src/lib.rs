@@ -103,14 +103,11 @@ impl SchedulerConfig {
         let Some(settings) = &self.mongo else {
             return Ok(Arc::new(MemoryDroneStore::new(drones)));
         };
-        tracing::info!(hosts = %settings.hosts(), database = %settings.database, "drone store: MongoDB");
-        let open = async {
-            let database = settings.connect(DroneScheduler::NAME).await?;
-            MongoDroneStore::open(&database, &drones).await
-        };
-        let store = open
-            .await
-            .map_err(|e| StartError::Other(format!("MongoDB ({}): {e}", settings.hosts())))?;
+        let store = settings
+            .open(DroneScheduler::NAME, async |db| {
+                MongoDroneStore::open(&db, &drones).await
+            })
+            .await?;
         Ok(Arc::new(store))
     }
 }

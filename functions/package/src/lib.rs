@@ -86,14 +86,9 @@ impl PackageConfig {
         let Some(settings) = &self.mongo else {
             return Ok(Arc::new(MemoryPackageStore::default()));
         };
-        tracing::info!(hosts = %settings.hosts(), database = %settings.database, "package store: MongoDB");
-        let open = async {
-            let database = settings.connect(Package::NAME).await?;
-            MongoPackageStore::open(&database).await
-        };
-        let store = open
-            .await
-            .map_err(|e| StartError::Other(format!("MongoDB ({}): {e}", settings.hosts())))?;
+        let store = settings
+            .open(Package::NAME, async |db| MongoPackageStore::open(&db).await)
+            .await?;
         Ok(Arc::new(store))
     }
 }

@@ -4,7 +4,6 @@
 //! index on `ownerId` serves the weight summary.
 
 use async_trait::async_trait;
-use contracts::PackageSize;
 use mongodb::bson::{Document, doc};
 use mongodb::{Collection, Database};
 use runtime::store::mongo::{ensure_index, failed};
@@ -14,39 +13,20 @@ use serde::{Deserialize, Serialize};
 use crate::store::PackageStore;
 use crate::{PackagePatch, PackageRecord};
 
-/// A package as stored.
+/// A package as stored: the record, keyed by its id.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct PackageDoc {
     #[serde(rename = "_id")]
     id: String,
-    size: PackageSize,
-    weight: Option<f64>,
-    tag: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    owner_id: Option<String>,
+    #[serde(flatten)]
+    record: PackageRecord,
 }
 
 impl From<PackageRecord> for PackageDoc {
-    fn from(r: PackageRecord) -> Self {
+    fn from(record: PackageRecord) -> Self {
         Self {
-            id: r.id,
-            size: r.size,
-            weight: r.weight,
-            tag: r.tag,
-            owner_id: r.owner_id,
-        }
-    }
-}
-
-impl From<PackageDoc> for PackageRecord {
-    fn from(d: PackageDoc) -> Self {
-        Self {
-            id: d.id,
-            size: d.size,
-            weight: d.weight,
-            tag: d.tag,
-            owner_id: d.owner_id,
+            id: record.id.clone(),
+            record,
         }
     }
 }
@@ -88,7 +68,7 @@ impl PackageStore for MongoPackageStore {
             .find_one(doc! {"_id": id})
             .await
             .map_err(failed)?;
-        Ok(found.map(PackageRecord::from))
+        Ok(found.map(|d| d.record))
     }
 
     async fn upsert(&self, record: PackageRecord) -> Result<Upsert, StoreError> {

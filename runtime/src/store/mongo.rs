@@ -11,6 +11,7 @@ use mongodb::{Client, Collection, Database, IndexModel};
 
 use super::StoreError;
 use crate::config::EnvReader;
+use crate::function::StartError;
 
 /// Where the MongoDB server is and which database the function owns.
 #[derive(Clone)]
@@ -98,6 +99,20 @@ impl MongoSettings {
             mongodb::options::HostInfo::DnsRecord(name) => format!("srv:{name}"),
             _ => "unknown".into(),
         }
+    }
+
+    /// Connects and runs the store's start-up (indexes, seeding) on the function's
+    /// database; a failure is a start error naming the hosts.
+    pub async fn open<T>(
+        &self,
+        app_name: &str,
+        start: impl AsyncFnOnce(Database) -> Result<T, StoreError>,
+    ) -> Result<T, StartError> {
+        tracing::info!(hosts = %self.hosts(), database = %self.database, function = app_name, "store: MongoDB");
+        let opened = async { start(self.connect(app_name).await?).await };
+        opened
+            .await
+            .map_err(|e| StartError::Other(format!("MongoDB ({}): {e}", self.hosts())))
     }
 
     /// The function's database. The driver connects in the background and reconnects
