@@ -60,7 +60,7 @@ impl Processor {
                 )
             })?,
         };
-        let span = tracing::info_span!("workflow", operation = operation.as_str(), trace_id = %trace.trace_id(), delivery_id = tracing::field::Empty);
+        let span = tracing::info_span!("workflow", operation = operation.as_str(), trace_id = %trace.trace_id_hex(), delivery_id = tracing::field::Empty);
         async {
             match operation {
                 Operation::Delivery => {

@@ -18,16 +18,16 @@ pub(super) async fn observe(
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+    // MatchedPath is an Arc and standard methods are inline: no allocation per request.
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let method = req.method().clone();
+    let method = method.as_str();
     let trace = TraceContext::from_header_or_new(
         req.headers().get(TRACEPARENT).and_then(|v| v.to_str().ok()),
     );
     req.extensions_mut().insert(trace);
-    let span = tracing::info_span!("request", %method, %route, trace_id = %trace.trace_id());
+    let span = tracing::info_span!("request", %method, %route, trace_id = %trace.trace_id_hex());
     let response = next.run(req).instrument(span.clone()).await;
     let status = response.status();
     let class = match status.as_u16() {
@@ -39,11 +39,11 @@ pub(super) async fn observe(
     };
     metrics
         .http_requests
-        .with_label_values(&[&route, &method, class])
+        .with_label_values(&[route, method, class])
         .inc();
     metrics
         .http_duration
-        .with_label_values(&[&route, &method])
+        .with_label_values(&[route, method])
         .observe(started.elapsed().as_secs_f64());
     if route != "/healthz" && route != "/readyz" && route != "/metrics" {
         span.in_scope(|| tracing::debug!(status = status.as_u16(), "request served"));

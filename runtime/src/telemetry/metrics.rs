@@ -1,55 +1,31 @@
-//! Logs and metrics.
-//!
-//! Logs are JSON lines when stdout is not a terminal (what a log pipeline wants) and
-//! readable text when it is. Metrics live in one Prometheus registry per function, so the
-//! dev launcher can run five functions in one process and each `/metrics` shows only its own.
+//! Prometheus metrics. They live in one registry per function, so the dev launcher can run
+//! five functions in one process and each `/metrics` shows only its own.
 
-use std::io::IsTerminal;
+use std::sync::Arc;
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
-use tracing_subscriber::EnvFilter;
 
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Json,
-    Text,
-    /// JSON unless stdout is a terminal.
-    Auto,
-}
-
-/// Installs the global tracing subscriber; `RUST_LOG` filters (default `info`).
-/// Safe to call more than once: later calls do nothing.
-pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = match format {
-        LogFormat::Json => true,
-        LogFormat::Text => false,
-        LogFormat::Auto => !std::io::stdout().is_terminal(),
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
-    let result = if json {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init()
-    } else {
-        builder.try_init()
-    };
-    // Err means a subscriber is already installed (tests, or the dev launcher): keep it.
-    let _ = result;
-}
-
-/// Every metric the host records for one function.
+/// Every metric the host records for one function; a cheap handle to share.
+///
+/// Shared behind one `Arc` because the HTTP layer clones its state for every request, and
+/// cloning a dozen metric handles there showed up in profiles.
 #[derive(Debug, Clone)]
-pub struct Metrics {
+pub struct Metrics(Arc<MetricSet>);
+
+impl std::ops::Deref for Metrics {
+    type Target = MetricSet;
+
+    fn deref(&self) -> &MetricSet {
+        &self.0
+    }
+}
+
+/// The metrics themselves, reached through [`Metrics`].
+#[derive(Debug)]
+pub struct MetricSet {
     registry: Registry,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
@@ -76,7 +52,7 @@ impl Metrics {
             Some("fabrikam".to_owned()),
             Some([("function".to_owned(), function.to_owned())].into()),
         )?;
-        let m = Self {
+        let m = MetricSet {
             http_requests: IntCounterVec::new(
                 Opts::new(
                     "http_requests_total",
@@ -170,9 +146,11 @@ impl Metrics {
             .register(Box::new(m.downstream_retries.clone()))?;
         m.registry
             .register(Box::new(m.downstream_breaker_open.clone()))?;
-        Ok(m)
+        Ok(Self(Arc::new(m)))
     }
+}
 
+impl MetricSet {
     /// The registry, for functions that add metrics of their own.
     pub fn registry(&self) -> &Registry {
         &self.registry
