@@ -19,12 +19,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use contracts::requests::{DeliveryDocument, UserAccount};
 use contracts::{ConfirmationType, OwnerMonth, read_location};
+use runtime::http::Json;
 use runtime::json::Validator;
 use runtime::store::Upsert;
 use runtime::store::redis::RedisSettings;

@@ -18,12 +18,12 @@ pub mod store;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, put};
 use chrono::{DateTime, FixedOffset};
 use contracts::requests::PackageDetail;
 use contracts::{Location, OwnerMonth, PackageSize, read_location};
+use runtime::http::Json;
 use runtime::json::Validator;
 use runtime::store::mongo::MongoSettings;
 use runtime::{

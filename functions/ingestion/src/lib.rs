@@ -13,15 +13,16 @@ pub mod idempotency;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{patch, post};
-use axum::{Extension, Json};
 use contracts::{
     CancelMessage, ConfirmationType, DeliveryMessage, Operation, PackageInfo, PackageSize,
     RescheduleMessage,
 };
+use runtime::http::Json;
 use runtime::json::Validator;
 use runtime::queue::{OPERATION, OutgoingMessage, QueueSender};
 use runtime::telemetry::Metrics;

@@ -10,12 +10,12 @@ pub mod store;
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use contracts::PackageSize;
+use runtime::http::Json;
 use runtime::json::Validator;
 use runtime::store::Upsert;
 use runtime::store::mongo::MongoSettings;

@@ -9,6 +9,7 @@
 pub mod body;
 mod observe;
 pub mod paths;
+mod reply;
 
 use std::convert::Infallible;
 use std::future::IntoFuture;
@@ -28,6 +29,7 @@ use crate::telemetry::Metrics;
 
 pub use body::{BodyLimit, JsonBody};
 pub use paths::PathTemplates;
+pub use reply::Json;
 
 /// A function's routes plus the templates they were declared with.
 #[derive(Debug)]
