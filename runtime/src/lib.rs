@@ -60,6 +60,15 @@ pub mod store;
 pub mod telemetry;
 pub mod trace;
 
+/// Every binary built on the host allocates through mimalloc: a request costs dozens of
+/// small allocations (headers, extensions, boxed futures, the response body), and glibc's
+/// malloc and free were about a fifth of the host's instructions per request (callgrind,
+/// docs/BENCHMARKS.md). Not in this crate's own unit tests: they link the crate twice (as
+/// the test and as its own dev-dependency), and a program has one global allocator.
+#[cfg(not(test))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub use config::{EnvReader, MapEnv};
 pub use dispatch::MessageError;
 pub use function::{App, Bindings, Function, HostConfig, RunningFunction, StartError, run, start};
