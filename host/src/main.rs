@@ -5,10 +5,12 @@ use std::process::ExitCode;
 use runtime::config::ProcessEnv;
 use runtime::lifecycle::{Shutdown, shutdown_on_signals};
 use runtime::telemetry::init_logging;
+use runtime::telemetry::startup::mark_process_start;
 
 const USAGE: &str = "usage: fabrikam dev\n\n  dev    run all five functions and the gateway locally on embedded defaults\n";
 
 fn main() -> ExitCode {
+    mark_process_start();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         None | Some("dev") => dev(),

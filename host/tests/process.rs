@@ -86,3 +86,88 @@ fn sigterm_drains_and_exits_zero() {
         "{rest:?}"
     );
 }
+
+/// `GET path` on `addr` with a bare HTTP/1.0 request; the response body.
+fn get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
+}
+
+/// The `fabrikam_startup_phase_seconds` samples in a metrics page, by phase.
+fn startup_phases(metrics: &str) -> std::collections::HashMap<String, f64> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("fabrikam_startup_phase_seconds{"))
+        .map(|l| {
+            let phase = l
+                .split("phase=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            let value = l.rsplit(' ').next().unwrap().parse().unwrap();
+            (phase.to_owned(), value)
+        })
+        .collect()
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fresh_start_reports_monotone_startup_phases_per_function() {
+    let mut child = fabrikam()
+        .env("DEV_GATEWAY_PORT", "0")
+        .env("DEV_FIRST_FUNCTION_PORT", "0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut addrs = std::collections::HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if v["message"] == "HTTP trigger listening" {
+            let function = v["function"].as_str().unwrap().to_owned();
+            addrs.insert(function, v["addr"].as_str().unwrap().to_owned());
+        }
+        if v["message"] == "queue trigger receiving" {
+            break;
+        }
+    }
+    assert_eq!(addrs.len(), 5, "{addrs:?}");
+    let order = ["config_loaded", "app_built", "triggers_ready"];
+    for (function, addr) in &addrs {
+        let phases = startup_phases(&get(addr, "/metrics"));
+        let mut last = 0.0;
+        for phase in order {
+            let at = *phases
+                .get(phase)
+                .unwrap_or_else(|| panic!("{function}: no {phase} in {phases:?}"));
+            assert!(at > 0.0 && at >= last, "{function}: {phase} {phases:?}");
+            last = at;
+        }
+        assert!(
+            !phases.contains_key("first_handled"),
+            "{function}: probes and /metrics are not a first request: {phases:?}"
+        );
+    }
+
+    let delivery = &addrs["delivery"];
+    get(delivery, "/api/deliveries/nobody");
+    let phases = startup_phases(&get(delivery, "/metrics"));
+    assert!(
+        phases["first_handled"] >= phases["triggers_ready"],
+        "{phases:?}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

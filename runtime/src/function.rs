@@ -21,6 +21,7 @@ use crate::http::{HostContext, Routes, host_service, serve};
 use crate::lifecycle::{Readiness, Shutdown, shutdown_on_signals};
 use crate::queue::embedded::EmbeddedBroker;
 use crate::queue::{Broker, QueueError, QueueReceiver, QueueSender, QueueSettings};
+use crate::telemetry::startup::{Phase, mark_process_start};
 use crate::telemetry::{LogFormat, Metrics, init_logging};
 
 /// A function the host can run.
@@ -279,8 +280,10 @@ pub async fn start<F: Function>(
         .local_addr()
         .map_err(|source| StartError::Other(source.to_string()))?;
     let metrics = Metrics::new(F::NAME)?;
+    metrics.record_phase(Phase::ConfigLoaded);
     let bindings = Bindings::new(broker, metrics.clone());
     let app = F::build(config, &bindings).await?;
+    metrics.record_phase(Phase::AppBuilt);
     let queue = match app.queue_trigger {
         Some(t) => Some((bindings.queue_receiver(&t.queue)?, t)),
         None => None,
@@ -314,12 +317,21 @@ pub async fn start<F: Function>(
             }
         }
     }));
-    readiness.trigger_ready();
+    // Readiness plus the phase metric, for each trigger as it becomes ready.
+    let trigger_ready = {
+        let readiness = readiness.clone();
+        let metrics = metrics.clone();
+        move || {
+            if readiness.trigger_ready() {
+                metrics.record_phase(Phase::TriggersReady);
+            }
+        }
+    };
+    trigger_ready();
     info!(function = F::NAME, %addr, "HTTP trigger listening");
 
     if let Some((receiver, trigger)) = queue {
         let options = host.dispatch;
-        let ready = readiness.clone();
         let queue_name = trigger.queue.clone();
         tasks.push(tokio::spawn(async move {
             run_pump(
@@ -330,7 +342,7 @@ pub async fn start<F: Function>(
                 shutdown,
                 move || {
                     info!(function = F::NAME, queue = %queue_name, "queue trigger receiving");
-                    ready.trigger_ready();
+                    trigger_ready();
                 },
             )
             .await;
@@ -349,6 +361,7 @@ pub async fn start<F: Function>(
 /// a port, serves until SIGTERM/SIGINT, drains, and exits 0. Config problems exit 2, each
 /// naming its variable.
 pub fn run<F: Function>() -> ExitCode {
+    mark_process_start();
     let env = ProcessEnv;
     let mut reader = EnvReader::new(&env);
     let host = HostConfig::from_env(&mut reader);

@@ -104,11 +104,12 @@ impl Readiness {
         }
     }
 
-    pub fn trigger_ready(&self) {
-        let _ = self
-            .inner
+    /// One more trigger is ready; true when it was the last one.
+    pub fn trigger_ready(&self) -> bool {
+        self.inner
             .pending
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            == Ok(1)
     }
 
     pub fn set_draining(&self) {
@@ -142,10 +143,11 @@ mod tests {
     fn ready_only_after_every_trigger_and_not_while_draining() {
         let r = Readiness::new(2);
         assert!(!r.is_ready());
-        r.trigger_ready();
+        assert!(!r.trigger_ready());
         assert!(!r.is_ready());
-        r.trigger_ready();
+        assert!(r.trigger_ready(), "the last trigger says so");
         assert!(r.is_ready());
+        assert!(!r.trigger_ready(), "and only once");
         r.set_draining();
         assert!(!r.is_ready());
     }

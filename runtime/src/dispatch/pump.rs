@@ -307,6 +307,7 @@ async fn handle_one(
         metrics
             .queue_handler_duration
             .observe(started.elapsed().as_secs_f64());
+        metrics.handled_one();
         let interrupted = outcome == Outcome::Interrupted;
         let settlement = settlement_for(outcome);
         if matches!(settlement, Settlement::Abandon { .. }) && !interrupted {

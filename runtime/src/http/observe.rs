@@ -46,6 +46,7 @@ pub(super) async fn observe(
         .with_label_values(&[route, method])
         .observe(started.elapsed().as_secs_f64());
     if route != "/healthz" && route != "/readyz" && route != "/metrics" {
+        metrics.handled_one();
         span.in_scope(|| tracing::debug!(status = status.as_u16(), "request served"));
     }
     response

@@ -2,11 +2,14 @@
 //! five functions in one process and each `/metrics` shows only its own.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+use super::startup::{Phase, seconds_since_start};
 
 /// Every metric the host records for one function; a cheap handle to share.
 ///
@@ -39,6 +42,8 @@ pub struct MetricSet {
     pub downstream_duration: HistogramVec,
     pub downstream_retries: IntCounterVec,
     pub downstream_breaker_open: IntGaugeVec,
+    startup_phase: GaugeVec,
+    first_handled: AtomicBool,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -127,6 +132,14 @@ impl Metrics {
                 ),
                 &["downstream"],
             )?,
+            startup_phase: GaugeVec::new(
+                Opts::new(
+                    "startup_phase_seconds",
+                    "Seconds from process start until each start-up phase finished.",
+                ),
+                &["phase"],
+            )?,
+            first_handled: AtomicBool::new(false),
             registry,
         };
         m.registry.register(Box::new(m.http_requests.clone()))?;
@@ -146,11 +159,29 @@ impl Metrics {
             .register(Box::new(m.downstream_retries.clone()))?;
         m.registry
             .register(Box::new(m.downstream_breaker_open.clone()))?;
+        m.registry.register(Box::new(m.startup_phase.clone()))?;
         Ok(Self(Arc::new(m)))
     }
 }
 
 impl MetricSet {
+    /// Records that start-up reached `phase` now.
+    pub fn record_phase(&self, phase: Phase) {
+        self.startup_phase
+            .with_label_values(&[phase.label()])
+            .set(seconds_since_start());
+    }
+
+    /// Records [`Phase::FirstHandled`] the first time it is called; after that, one atomic
+    /// load, cheap enough for every request.
+    pub fn handled_one(&self) {
+        if !self.first_handled.load(Ordering::Relaxed)
+            && !self.first_handled.swap(true, Ordering::Relaxed)
+        {
+            self.record_phase(Phase::FirstHandled);
+        }
+    }
+
     /// The registry, for functions that add metrics of their own.
     pub fn registry(&self) -> &Registry {
         &self.registry

@@ -5,6 +5,7 @@
 
 mod json_lines;
 mod metrics;
+pub mod startup;
 
 use std::io::IsTerminal;
 
