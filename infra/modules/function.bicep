@@ -1,0 +1,86 @@
+// One function's identity and secrets: a user-assigned managed identity, federated with the
+// function's Kubernetes service account (workload identity), and its own Key Vault (RBAC,
+// soft delete, purge protection) holding the secrets it declares, which the identity may
+// read and nothing else may.
+
+param location string
+param namePrefix string
+@description('The function, as named in functions/ (ingestion, workflow, delivery, package, dronescheduler).')
+param functionName string
+param oidcIssuerUrl string
+param kubernetesNamespace string
+param tenantId string
+@description('Key Vault secret name -> value; the Secrets Store CSI driver mounts each as a file.')
+@secure()
+param secrets object
+param softDeleteRetentionDays int
+@description('When the secrets expire (seconds since the epoch): rotate before then.')
+param secretsExpireAt int
+
+var keyVaultSecretsUserRoleId = '4633458b-17de-408a-b874-0445c86b69e6'
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: '${namePrefix}-${functionName}-id'
+  location: location
+}
+
+resource federation 'Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials@2023-01-31' = {
+  parent: identity
+  name: '${functionName}-service-account'
+  properties: {
+    issuer: oidcIssuerUrl
+    subject: 'system:serviceaccount:${kubernetesNamespace}:${functionName}'
+    audiences: [
+      'api://AzureADTokenExchange'
+    ]
+  }
+}
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  // Vault names are 3-24 characters; uniqueString keeps them unique per resource group.
+  name: take('${take(functionName, 10)}-${uniqueString(resourceGroup().id, namePrefix)}', 24)
+  location: location
+  properties: {
+    tenantId: tenantId
+    sku: {
+      family: 'A'
+      name: 'standard'
+    }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: softDeleteRetentionDays
+    enablePurgeProtection: true
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      bypass: 'AzureServices'
+      defaultAction: 'Allow'
+    }
+  }
+}
+
+resource secret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = [for entry in items(secrets): {
+  parent: vault
+  name: entry.key
+  properties: {
+    value: entry.value
+    contentType: 'text/plain'
+    attributes: {
+      enabled: true
+      exp: secretsExpireAt
+    }
+  }
+}]
+
+resource readOwnSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, identity.id, keyVaultSecretsUserRoleId)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUserRoleId)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+output clientId string = identity.properties.clientId
+output principalId string = identity.properties.principalId
+output keyVaultName string = vault.name

@@ -1,0 +1,50 @@
+// The Service Bus namespace and the delivery queue between ingestion and workflow. Sign-in
+// is Entra only (no SAS keys): the functions and KEDA use workload identity.
+
+param location string
+param namePrefix string
+@allowed([
+  'Standard'
+  'Premium'
+])
+param sku string
+param queueName string
+@description('How long a received message stays locked; the host renews the lock while a handler runs.')
+param lockDuration string
+@description('Deliveries before a message is dead-lettered; the host abandons transient failures.')
+param maxDeliveryCount int
+@description('Covers client retries of one request: ingestion derives the message id from the Idempotency-Key (or delivery id, operation and request id), so a retried send inside the window is dropped.')
+param duplicateDetectionWindow string
+
+resource namespace 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' = {
+  name: '${namePrefix}-sb'
+  location: location
+  sku: {
+    name: sku
+    tier: sku
+  }
+  properties: {
+    disableLocalAuth: true
+    minimumTlsVersion: '1.2'
+    publicNetworkAccess: 'Enabled'
+  }
+}
+
+resource queue 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview' = {
+  parent: namespace
+  name: queueName
+  properties: {
+    lockDuration: lockDuration
+    maxDeliveryCount: maxDeliveryCount
+    deadLetteringOnMessageExpiration: true
+    requiresDuplicateDetection: true
+    duplicateDetectionHistoryTimeWindow: duplicateDetectionWindow
+    defaultMessageTimeToLive: 'P14D'
+    enablePartitioning: false
+  }
+}
+
+output namespaceName string = namespace.name
+output namespaceId string = namespace.id
+output queueId string = queue.id
+output fullyQualifiedNamespace string = '${namespace.name}.servicebus.windows.net'
