@@ -2,8 +2,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader, Lines};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn fabrikam() -> Command {
@@ -12,6 +12,18 @@ fn fabrikam() -> Command {
         .env("LOG_FORMAT", "json")
         .env_remove("RUST_LOG");
     c
+}
+
+/// `fabrikam dev` on ports the OS picks, and its log lines.
+fn spawn_dev_on_free_ports() -> (Child, Lines<BufReader<ChildStdout>>) {
+    let mut child = fabrikam()
+        .env("DEV_GATEWAY_PORT", "0")
+        .env("DEV_FIRST_FUNCTION_PORT", "0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    (child, BufReader::new(stdout).lines())
 }
 
 #[test]
@@ -53,14 +65,7 @@ fn unknown_commands_are_refused() {
 #[cfg(unix)]
 #[test]
 fn sigterm_drains_and_exits_zero() {
-    let mut child = fabrikam()
-        .env("DEV_GATEWAY_PORT", "0")
-        .env("DEV_FIRST_FUNCTION_PORT", "0")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
+    let (mut child, mut lines) = spawn_dev_on_free_ports();
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut ready = false;
     while Instant::now() < deadline {
@@ -122,14 +127,7 @@ fn startup_phases(metrics: &str) -> std::collections::HashMap<String, f64> {
 #[cfg(unix)]
 #[test]
 fn a_fresh_start_reports_monotone_startup_phases_per_function() {
-    let mut child = fabrikam()
-        .env("DEV_GATEWAY_PORT", "0")
-        .env("DEV_FIRST_FUNCTION_PORT", "0")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
+    let (mut child, mut lines) = spawn_dev_on_free_ports();
     let mut addrs = std::collections::HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
