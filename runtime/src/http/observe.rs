@@ -22,12 +22,11 @@ pub(super) async fn observe(
     let matched = req.extensions().get::<MatchedPath>().cloned();
     let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let method = req.method().clone();
-    let method = method.as_str();
     let trace = TraceContext::from_header_or_new(
         req.headers().get(TRACEPARENT).and_then(|v| v.to_str().ok()),
     );
     req.extensions_mut().insert(trace);
-    let span = tracing::info_span!("request", %method, %route, trace_id = %trace.trace_id_hex());
+    let span = tracing::info_span!("request", method = method.as_str(), %route, trace_id = %trace.trace_id_hex());
     let response = next.run(req).instrument(span.clone()).await;
     let status = response.status();
     let class = match status.as_u16() {
@@ -39,11 +38,11 @@ pub(super) async fn observe(
     };
     metrics
         .http_requests
-        .with_label_values(&[route, method, class])
+        .with_label_values(&[route, method.as_str(), class])
         .inc();
     metrics
         .http_duration
-        .with_label_values(&[route, method])
+        .with_label_values(&[route, method.as_str()])
         .observe(started.elapsed().as_secs_f64());
     if route != "/healthz" && route != "/readyz" && route != "/metrics" {
         metrics.handled_one();

@@ -52,37 +52,8 @@ impl SpanFields {
     }
 }
 
-impl Visit for SpanFields {
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.set(field.name(), json_string(&format!("{value:?}")));
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.set(field.name(), json_string(value));
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.set(field.name(), value.to_string());
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.set(field.name(), value.to_string());
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.set(field.name(), value.to_string());
-    }
-
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.set(field.name(), json_f64(value));
-    }
-
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.set(field.name(), json_string(&value.to_string()));
-    }
-}
-
-/// Writes an event's fields straight into the line, remembering which keys it wrote.
+/// Writes fields straight into the line, skipping keys already written (the event's own,
+/// then inner spans' before outer ones').
 struct EventFields<'a> {
     line: &'a mut String,
     keys: Vec<&'static str>,
@@ -101,33 +72,37 @@ impl EventFields<'_> {
     }
 }
 
-impl Visit for EventFields<'_> {
+/// Encodes each field's value as JSON and hands `(name, json)` to `sink`: one visitor for
+/// both span and event fields.
+struct Encode<F>(F);
+
+impl<F: FnMut(&'static str, String)> Visit for Encode<F> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.put(field.name(), &json_string(&format!("{value:?}")));
+        (self.0)(field.name(), json_string(&format!("{value:?}")));
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.put(field.name(), &json_string(value));
+        (self.0)(field.name(), json_string(value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field.name(), &value.to_string());
+        (self.0)(field.name(), value.to_string());
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field.name(), &value.to_string());
+        (self.0)(field.name(), value.to_string());
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.put(field.name(), if value { "true" } else { "false" });
+        (self.0)(field.name(), value.to_string());
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.put(field.name(), &json_f64(value));
+        (self.0)(field.name(), json_f64(value));
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.put(field.name(), &json_string(&value.to_string()));
+        (self.0)(field.name(), json_string(&value.to_string()));
     }
 }
 
@@ -152,7 +127,7 @@ where
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let mut fields = SpanFields::default();
-        attrs.record(&mut fields);
+        attrs.record(&mut Encode(|key, json| fields.set(key, json)));
         span.extensions_mut().insert(fields);
     }
 
@@ -160,7 +135,7 @@ where
         let Some(span) = ctx.span(id) else { return };
         let mut extensions = span.extensions_mut();
         if let Some(fields) = extensions.get_mut::<SpanFields>() {
-            values.record(fields);
+            values.record(&mut Encode(|key, json| fields.set(key, json)));
         }
     }
 
@@ -177,7 +152,7 @@ where
             line: &mut line,
             keys: vec!["timestamp", "level"],
         };
-        event.record(&mut fields);
+        event.record(&mut Encode(|key, json: String| fields.put(key, &json)));
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope {
                 let extensions = span.extensions();
