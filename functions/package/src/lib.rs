@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use contracts::PackageSize;
 use runtime::http::Json;
-use runtime::json::Validator;
+use runtime::json::{Obj, Validator};
 use runtime::store::Upsert;
 use runtime::store::mongo::MongoSettings;
 use runtime::{
@@ -157,15 +157,17 @@ async fn put_package(
 ) -> Result<StatusCode, ApiError> {
     check_id("id", &id)?;
     let mut v = Validator::new();
-    let record = v.root(&body).map(|root| {
-        let size = v.named::<PackageSize>(&root, "size", true);
-        let weight = v.number(&root, "weight", 0.0, false);
-        let tag = v.string(&root, &["tag"], false);
-        let owner_id = v.string(&root, &["ownerId"], false);
-        (size, weight, tag, owner_id)
-    });
+    let fields = v
+        .root(&body)
+        .map(|root| package_fields(&mut v, &root, true));
     v.finish()?;
-    let Some((Some(size), weight, tag, owner_id)) = record else {
+    let Some(PackagePatch {
+        size: Some(size),
+        weight,
+        tag,
+        owner_id,
+    }) = fields
+    else {
         return Err(ApiError::field("size", "is required"));
     };
     let record = PackageRecord {
@@ -181,6 +183,16 @@ async fn put_package(
     })
 }
 
+/// The package fields of a PUT or PATCH body; PUT requires `size`.
+fn package_fields(v: &mut Validator, root: &Obj<'_>, size_required: bool) -> PackagePatch {
+    PackagePatch {
+        size: v.named::<PackageSize>(root, "size", size_required),
+        weight: v.number(root, "weight", 0.0, false),
+        tag: v.string(root, &["tag"], false),
+        owner_id: v.string(root, &["ownerId"], false),
+    }
+}
+
 async fn patch_package(
     State(store): Store,
     Path(id): Path<String>,
@@ -188,12 +200,9 @@ async fn patch_package(
 ) -> Result<StatusCode, ApiError> {
     check_id("id", &id)?;
     let mut v = Validator::new();
-    let patch = v.root(&body).map(|root| PackagePatch {
-        size: v.named::<PackageSize>(&root, "size", false),
-        weight: v.number(&root, "weight", 0.0, false),
-        tag: v.string(&root, &["tag"], false),
-        owner_id: v.string(&root, &["ownerId"], false),
-    });
+    let patch = v
+        .root(&body)
+        .map(|root| package_fields(&mut v, &root, false));
     v.finish()?;
     let patch = patch.unwrap_or_default();
     if patch == PackagePatch::default() {
