@@ -1,5 +1,6 @@
 //! The local system: all five functions in one process on loopback ports, sharing one
-//! embedded queue broker, behind a gateway that routes like the cluster's ingress.
+//! queue broker (embedded, or an AMQP 1.0 broker when one is configured), behind a gateway
+//! that routes like the cluster's ingress.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -8,6 +9,8 @@ use runtime::config::{ConfigError, EnvReader};
 use runtime::function::{HostConfig, RunningFunction, StartError, start};
 use runtime::gateway::{GatewayRoute, gateway};
 use runtime::lifecycle::Shutdown;
+use runtime::queue::Broker;
+use runtime::queue::amqp::Transport;
 use runtime::queue::embedded::EmbeddedBroker;
 use runtime::{Function, MapEnv};
 use tokio::net::TcpListener;
@@ -98,7 +101,8 @@ impl DevConfig {
 pub struct DevSystem {
     pub gateway: SocketAddr,
     pub functions: Vec<RunningFunction>,
-    pub broker: Arc<EmbeddedBroker>,
+    /// The embedded queue broker, when the transport is embedded (tests inspect it).
+    pub embedded: Option<Arc<EmbeddedBroker>>,
     gateway_task: JoinHandle<()>,
 }
 
@@ -158,7 +162,13 @@ pub async fn start_dev(mut config: DevConfig, shutdown: Shutdown) -> Result<DevS
     config.workflow.dronescheduler_url = format!("http://{scheduler_a}");
     config.workflow.delivery_url = format!("http://{delivery_a}");
 
-    let broker = Arc::new(EmbeddedBroker::new(config.host.queue));
+    let (broker, embedded): (Arc<dyn Broker>, _) = match &config.host.transport {
+        Transport::Embedded => {
+            let embedded = Arc::new(EmbeddedBroker::new(config.host.queue));
+            (embedded.clone(), Some(embedded))
+        }
+        Transport::Amqp(_) => (config.host.broker()?, None),
+    };
     let host = &config.host;
     let s = || shutdown.clone();
     let functions = vec![
@@ -216,7 +226,7 @@ pub async fn start_dev(mut config: DevConfig, shutdown: Shutdown) -> Result<DevS
     Ok(DevSystem {
         gateway: gateway_addr,
         functions,
-        broker,
+        embedded,
         gateway_task,
     })
 }

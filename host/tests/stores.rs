@@ -75,7 +75,15 @@ async fn a_request_is_scheduled_through_redis_and_mongodb() {
         delivery["droneId"],
         "the scheduler's stored assignment is the delivery's drone"
     );
-    assert!(system.broker.queue("deliveries").dead_letters().is_empty());
+    assert!(
+        system
+            .embedded
+            .as_ref()
+            .expect("embedded queue")
+            .queue("deliveries")
+            .dead_letters()
+            .is_empty()
+    );
     shutdown.trigger();
     system.stopped().await;
 }
@@ -239,7 +247,13 @@ async fn a_redis_restart_loses_no_accepted_delivery() {
         restarted.elapsed()
     );
     assert!(
-        system.broker.queue("deliveries").dead_letters().is_empty(),
+        system
+            .embedded
+            .as_ref()
+            .expect("embedded queue")
+            .queue("deliveries")
+            .dead_letters()
+            .is_empty(),
         "nothing was dead-lettered"
     );
     shutdown.trigger();

@@ -79,7 +79,15 @@ async fn a_request_becomes_a_scheduled_delivery_then_is_rescheduled_and_cancelle
     })
     .await;
 
-    assert!(system.broker.queue("deliveries").dead_letters().is_empty());
+    assert!(
+        system
+            .embedded
+            .as_ref()
+            .expect("embedded queue")
+            .queue("deliveries")
+            .dead_letters()
+            .is_empty()
+    );
     shutdown.trigger();
     system.stopped().await;
 }

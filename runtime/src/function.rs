@@ -19,6 +19,7 @@ use crate::config::{ConfigError, EnvReader, ProcessEnv};
 use crate::dispatch::{DispatchOptions, QueueHandler, run_pump};
 use crate::http::{HostContext, Routes, host_service, serve};
 use crate::lifecycle::{Readiness, Shutdown, shutdown_on_signals};
+use crate::queue::amqp::{AmqpBroker, Transport};
 use crate::queue::embedded::EmbeddedBroker;
 use crate::queue::{Broker, QueueError, QueueReceiver, QueueSender, QueueSettings};
 use crate::telemetry::startup::{Phase, mark_process_start};
@@ -160,7 +161,7 @@ impl Bindings {
 }
 
 /// Settings every function shares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostConfig {
     pub bind: IpAddr,
     pub port: u16,
@@ -169,13 +170,21 @@ pub struct HostConfig {
     pub dispatch: DispatchOptions,
     /// Settings of embedded queues (lock duration, max delivery count...).
     pub queue: QueueSettings,
+    /// Where the queues live: embedded, or an AMQP 1.0 peer (Service Bus, RabbitMQ).
+    pub transport: Transport,
     pub log_format: LogFormat,
 }
 
 impl HostConfig {
-    /// Reads `HOST`, `PORT`, `HTTP_BODY_LIMIT_BYTES`, `SHUTDOWN_GRACE_SECONDS`, `QUEUE_*` and
-    /// `LOG_FORMAT`.
+    /// Reads `HOST`, `PORT`, `HTTP_BODY_LIMIT_BYTES`, `SHUTDOWN_GRACE_SECONDS`, `QUEUE_*`,
+    /// `LOG_FORMAT` and the transport's variables ([`Transport::from_env`]).
     pub fn from_env(r: &mut EnvReader<'_>) -> Self {
+        let mut host = Self::without_transport(r);
+        host.transport = Transport::from_env(r, host.queue.lock_duration);
+        host
+    }
+
+    fn without_transport(r: &mut EnvReader<'_>) -> Self {
         let secs = Duration::from_secs;
         let grace = r.seconds("SHUTDOWN_GRACE_SECONDS", secs(20), secs(0), secs(600));
         let defaults = QueueSettings::default();
@@ -226,11 +235,35 @@ impl HostConfig {
                 ),
                 ..defaults
             },
+            transport: Transport::Embedded,
             log_format: match r.choice("LOG_FORMAT", "auto", &["auto", "json", "text"]) {
                 "json" => LogFormat::Json,
                 "text" => LogFormat::Text,
                 _ => LogFormat::Auto,
             },
+        }
+    }
+}
+
+impl HostConfig {
+    /// The broker the transport names. An AMQP broker connects on first use, so a broker
+    /// that is down delays messages (the pump retries) rather than the start.
+    pub fn broker(&self) -> Result<Arc<dyn Broker>, StartError> {
+        match &self.transport {
+            Transport::Embedded => Ok(Arc::new(EmbeddedBroker::new(self.queue))),
+            Transport::Amqp(settings) => {
+                let credit = self.dispatch.max_concurrency + self.dispatch.prefetch;
+                let broker = AmqpBroker::new(
+                    settings.clone(),
+                    u32::try_from(credit).unwrap_or(u32::MAX),
+                    self.queue.max_message_bytes,
+                )
+                .map_err(|source| StartError::Queue {
+                    queue: "*".to_owned(),
+                    source,
+                })?;
+                Ok(Arc::new(broker))
+            }
         }
     }
 }
@@ -392,7 +425,13 @@ pub fn run<F: Function>() -> ExitCode {
         };
         let shutdown = Shutdown::new();
         shutdown_on_signals(shutdown.clone());
-        let broker = Arc::new(EmbeddedBroker::new(host.queue));
+        let broker = match host.broker() {
+            Ok(b) => b,
+            Err(e) => {
+                error!(function = F::NAME, error = %e, "cannot start");
+                return ExitCode::FAILURE;
+            }
+        };
         match start::<F>(&host, config, listener, broker, shutdown).await {
             Ok(running) => {
                 running.stopped().await;

@@ -5,6 +5,7 @@
 //! Bus: a received message is locked for a lock duration, settled exactly once by complete,
 //! abandon or dead-letter, and reappears when its lock expires.
 
+pub mod amqp;
 pub mod embedded;
 
 use std::collections::BTreeMap;

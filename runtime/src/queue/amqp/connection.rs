@@ -1,0 +1,261 @@
+//! One AMQP connection shared by a process's links, reopened after it drops.
+//!
+//! Each opening is a *generation*. Links remember the generation they were attached on; a
+//! link error marks that generation broken, and the next caller opens a new one. Deliveries
+//! received on an old generation can no longer be settled (the broker has already put them
+//! back), so settling them reports a lost lock instead of completing anything twice.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as SyncMutex, Weak};
+use std::time::Duration;
+
+use azure_core::time::OffsetDateTime;
+use azure_core_amqp::{
+    AmqpClaimsBasedSecurity, AmqpClaimsBasedSecurityApis, AmqpConnection, AmqpConnectionApis,
+    AmqpConnectionOptions, AmqpError, AmqpErrorKind, AmqpSession, AmqpSessionApis,
+    AmqpSessionOptions,
+};
+use tokio::sync::Mutex;
+use tracing::{info, warn};
+
+use super::auth::TokenSource;
+use super::settings::AmqpSettings;
+use crate::queue::QueueError;
+
+/// Longest wait for the peer to open a connection, a session or a link.
+pub const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The shared connection of one broker.
+#[derive(Debug)]
+pub struct Connection {
+    pub settings: AmqpSettings,
+    tokens: Option<TokenSource>,
+    live: Mutex<Option<Arc<Live>>>,
+    generations: AtomicU64,
+}
+
+/// One opened connection with its session and, for Service Bus, its `$cbs` link.
+pub struct Live {
+    pub generation: u64,
+    connection: AmqpConnection,
+    pub session: AmqpSession,
+    cbs: Option<AmqpClaimsBasedSecurity>,
+    /// Audience to when its token must be put again.
+    authorized: SyncMutex<BTreeMap<String, OffsetDateTime>>,
+    broken: AtomicBool,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live")
+            .field("generation", &self.generation)
+            .field("broken", &self.broken.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Live {
+    pub fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::Acquire)
+    }
+}
+
+impl Connection {
+    pub fn new(settings: AmqpSettings, tokens: Option<TokenSource>) -> Self {
+        Self {
+            settings,
+            tokens,
+            live: Mutex::new(None),
+            generations: AtomicU64::new(0),
+        }
+    }
+
+    /// The link address of `queue` (with `suffix` such as `/$management`).
+    pub fn address(&self, queue: &str, suffix: &str) -> String {
+        format!("{}{queue}{suffix}", self.settings.address_prefix)
+    }
+
+    /// The open connection, opening a new generation if there is none or it broke.
+    pub async fn live(self: &Arc<Self>) -> Result<Arc<Live>, QueueError> {
+        let mut slot = self.live.lock().await;
+        if let Some(live) = slot.as_ref().filter(|l| !l.is_broken()) {
+            return Ok(live.clone());
+        }
+        if let Some(old) = slot.take() {
+            tokio::spawn(async move { close(old).await });
+        }
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        let live = tokio::time::timeout(OPEN_TIMEOUT, self.open(generation))
+            .await
+            .map_err(|_| unavailable("opening the connection timed out"))??;
+        let live = Arc::new(live);
+        if self.tokens.is_some() {
+            tokio::spawn(refresh_tokens(Arc::downgrade(self), Arc::downgrade(&live)));
+        }
+        info!(
+            generation,
+            host = self.settings.audience_host(),
+            "AMQP connection open"
+        );
+        *slot = Some(live.clone());
+        Ok(live)
+    }
+
+    async fn open(&self, generation: u64) -> Result<Live, QueueError> {
+        let connection = AmqpConnection::new();
+        let id = format!("fabrikam-{}", uuid::Uuid::new_v4());
+        connection
+            .open(
+                id,
+                self.settings.url.clone(),
+                Some(AmqpConnectionOptions {
+                    idle_timeout: Some(azure_core::time::Duration::seconds(60)),
+                    ..AmqpConnectionOptions::default()
+                }),
+            )
+            .await
+            .map_err(|e| classify(&e))?;
+        let session = AmqpSession::new();
+        session
+            .begin(
+                &connection,
+                Some(AmqpSessionOptions::with_unbounded_windows()),
+            )
+            .await
+            .map_err(|e| classify(&e))?;
+        let cbs = match self.tokens {
+            None => None,
+            Some(_) => {
+                let cbs =
+                    AmqpClaimsBasedSecurity::new(session.clone()).map_err(|e| classify(&e))?;
+                cbs.attach().await.map_err(|e| classify(&e))?;
+                Some(cbs)
+            }
+        };
+        Ok(Live {
+            generation,
+            connection,
+            session,
+            cbs,
+            authorized: SyncMutex::new(BTreeMap::new()),
+            broken: AtomicBool::new(false),
+        })
+    }
+
+    /// Marks `generation` broken so the next caller reconnects.
+    pub fn broke(&self, live: &Live, why: &dyn std::fmt::Display) {
+        if !live.broken.swap(true, Ordering::AcqRel) {
+            warn!(generation = live.generation, error = %why, "AMQP connection lost; reconnecting on next use");
+        }
+    }
+
+    /// Puts a token for `queue` on `$cbs` (Service Bus only) and keeps it fresh while
+    /// `live` lasts.
+    pub async fn authorize(&self, live: &Live, queue: &str) -> Result<(), QueueError> {
+        let Some(tokens) = &self.tokens else {
+            return Ok(());
+        };
+        let audience = format!("sb://{}/{queue}", self.settings.audience_host());
+        put_token(tokens, live, &audience).await
+    }
+}
+
+async fn put_token(tokens: &TokenSource, live: &Live, audience: &str) -> Result<(), QueueError> {
+    let Some(cbs) = &live.cbs else {
+        return Ok(());
+    };
+    let token = tokens
+        .token(audience)
+        .await
+        .map_err(|e| unavailable(&e.to_string()))?;
+    cbs.authorize_path(
+        audience.to_owned(),
+        Some(token.token_type.to_owned()),
+        &token.token,
+        token.expires_on,
+    )
+    .await
+    .map_err(|e| classify(&e))?;
+    let refresh = token.refresh_at(OffsetDateTime::now_utc());
+    lock(&live.authorized).insert(audience.to_owned(), refresh);
+    Ok(())
+}
+
+/// Puts fresh tokens before the old ones expire, for as long as the generation lives.
+async fn refresh_tokens(connection: Weak<Connection>, live: Weak<Live>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        let (Some(connection), Some(live)) = (connection.upgrade(), live.upgrade()) else {
+            return;
+        };
+        if live.is_broken() {
+            return;
+        }
+        let now = OffsetDateTime::now_utc();
+        let due: Vec<String> = lock(&live.authorized)
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(a, _)| a.clone())
+            .collect();
+        for audience in due {
+            let Some(tokens) = &connection.tokens else {
+                return;
+            };
+            match put_token(tokens, &live, &audience).await {
+                Ok(()) => info!(audience, "Service Bus token refreshed"),
+                Err(e) => warn!(audience, error = %e, "Service Bus token refresh failed; retrying"),
+            }
+        }
+    }
+}
+
+async fn close(live: Arc<Live>) {
+    if let Err(e) = live.connection.close().await {
+        tracing::debug!(error = %e, "closing a broken AMQP connection");
+    }
+}
+
+fn lock<T>(m: &SyncMutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The name of a send outcome other than accepted, for an error message.
+pub fn outcome_name(o: &azure_core_amqp::AmqpSendOutcome) -> &'static str {
+    use azure_core_amqp::AmqpSendOutcome as O;
+    match o {
+        O::Accepted => "accepted",
+        O::Rejected(_) => "rejected",
+        O::Released => "released",
+        O::Modified(_) => "modified",
+    }
+}
+
+pub fn unavailable(why: &str) -> QueueError {
+    QueueError::Unavailable(why.to_owned())
+}
+
+/// Whether `e` means the link, session or connection is gone (reconnect), rather than
+/// this one operation failing.
+pub fn is_link_loss(e: &AmqpError) -> bool {
+    matches!(
+        e.kind(),
+        AmqpErrorKind::ConnectionDropped(_)
+            | AmqpErrorKind::LinkClosedByRemote(_)
+            | AmqpErrorKind::SessionClosedByRemote(_)
+            | AmqpErrorKind::ConnectionClosedByRemote(_)
+            | AmqpErrorKind::LinkDetachedByRemote(_)
+            | AmqpErrorKind::SessionDetachedByRemote(_)
+            | AmqpErrorKind::ConnectionDetachedByRemote(_)
+            | AmqpErrorKind::LinkStateError(_)
+            | AmqpErrorKind::FramingError(_)
+            | AmqpErrorKind::IdleTimeoutElapsed(_)
+            | AmqpErrorKind::TransportImplementationError(_)
+    )
+}
+
+/// The runtime's classification of an AMQP error: everything that reaches here means the
+/// peer cannot serve us right now.
+pub fn classify(e: &AmqpError) -> QueueError {
+    QueueError::Unavailable(e.to_string())
+}

@@ -1,0 +1,288 @@
+//! Receives one queue in peek-lock mode with a bounded credit, and settles.
+//!
+//! The link's credit is the most messages the broker may hand us ahead of settlement; the
+//! pump's own bound (handlers plus prefetch) sets it, so no message waits here with a lock
+//! ticking. Settlement goes back on the link the message came on: complete is `accepted`,
+//! abandon is `modified` with `delivery-failed`, dead-letter is `rejected` with the Service
+//! Bus dead-letter error.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use azure_core_amqp::{
+    AmqpDelivery, AmqpDeliveryApis, AmqpDeliveryOutcome, AmqpReceiver, AmqpReceiverApis,
+    AmqpReceiverOptions, AmqpSource, ReceiverCreditMode, ReceiverSettleMode,
+};
+use chrono::Utc;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::codec::{dead_letter_error, from_amqp};
+use super::connection::{Connection, Live, OPEN_TIMEOUT, classify, is_link_loss, unavailable};
+use super::management::Management;
+use crate::queue::{LockToken, QueueError, QueueReceiver, ReceivedMessage};
+
+/// How long one wait on the link holds it: the link is shared with settlement, so a long
+/// wait would hold completes back.
+const RECEIVE_SLICE: Duration = Duration::from_millis(20);
+
+#[derive(Debug)]
+pub struct AmqpQueueReceiver {
+    connection: Arc<Connection>,
+    queue: String,
+    credit: u32,
+    link: Mutex<Option<Arc<ReceiverLink>>>,
+    /// Received messages not yet settled, by lock token.
+    unsettled: std::sync::Mutex<HashMap<LockToken, Unsettled>>,
+    /// Received but not yet returned by `receive` (it was cancelled): handed out next time.
+    ready: std::sync::Mutex<VecDeque<ReceivedMessage>>,
+}
+
+struct ReceiverLink {
+    live: Arc<Live>,
+    receiver: AmqpReceiver,
+    management: Option<Management>,
+}
+
+impl std::fmt::Debug for ReceiverLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReceiverLink")
+            .field("live", &self.live)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+struct Unsettled {
+    link: Arc<ReceiverLink>,
+    delivery: AmqpDelivery,
+    service_bus_token: Option<uuid::Uuid>,
+}
+
+impl AmqpQueueReceiver {
+    /// `credit`: at most this many messages delivered and not yet settled.
+    pub fn new(connection: Arc<Connection>, queue: &str, credit: u32) -> Self {
+        Self {
+            connection,
+            queue: queue.to_owned(),
+            credit: credit.max(1),
+            link: Mutex::new(None),
+            unsettled: std::sync::Mutex::new(HashMap::new()),
+            ready: std::sync::Mutex::new(VecDeque::new()),
+        }
+    }
+
+    async fn attach(&self) -> Result<Arc<ReceiverLink>, QueueError> {
+        let live = self.connection.live().await?;
+        self.connection.authorize(&live, &self.queue).await?;
+        let receiver = AmqpReceiver::new();
+        let source = AmqpSource::builder()
+            .with_address(self.connection.address(&self.queue, ""))
+            .build();
+        let attached = tokio::time::timeout(
+            OPEN_TIMEOUT,
+            receiver.attach(
+                &live.session,
+                source,
+                Some(AmqpReceiverOptions {
+                    name: Some(format!("{}-receiver-{}", self.queue, uuid::Uuid::new_v4())),
+                    receiver_settle_mode: Some(ReceiverSettleMode::First),
+                    credit_mode: Some(ReceiverCreditMode::Auto(self.credit)),
+                    auto_accept: false,
+                    ..AmqpReceiverOptions::default()
+                }),
+            ),
+        )
+        .await
+        .map_err(|_| unavailable("attaching the receiver timed out"))?;
+        if let Err(e) = attached {
+            if is_link_loss(&e) {
+                self.connection.broke(&live, &e);
+            }
+            return Err(classify(&e));
+        }
+        let management = if self.connection.settings.is_service_bus() {
+            Some(Management::attach(&self.connection, &live, &self.queue).await?)
+        } else {
+            None
+        };
+        Ok(Arc::new(ReceiverLink {
+            live,
+            receiver,
+            management,
+        }))
+    }
+
+    async fn current_link(&self) -> Result<Arc<ReceiverLink>, QueueError> {
+        let mut slot = self.link.lock().await;
+        if let Some(link) = slot.as_ref().filter(|l| !l.live.is_broken()) {
+            return Ok(link.clone());
+        }
+        let link = self.attach().await?;
+        *slot = Some(link.clone());
+        Ok(link)
+    }
+
+    fn lost(&self, link: &ReceiverLink, e: &azure_core_amqp::AmqpError) {
+        if is_link_loss(e) {
+            self.connection.broke(&link.live, e);
+        }
+    }
+
+    fn take(&self, lock: &LockToken) -> Result<Unsettled, QueueError> {
+        let u = guard(&self.unsettled)
+            .remove(lock)
+            .ok_or(QueueError::LockLost)?;
+        if u.link.live.is_broken() {
+            // The broker released it when the link dropped; it will be delivered again.
+            return Err(QueueError::LockLost);
+        }
+        Ok(u)
+    }
+
+    async fn settle(
+        &self,
+        lock: &LockToken,
+        outcome: AmqpDeliveryOutcome,
+    ) -> Result<(), QueueError> {
+        let u = self.take(lock)?;
+        match u.link.receiver.settle_delivery(&u.delivery, outcome).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.lost(&u.link, &e);
+                Err(QueueError::LockLost)
+            }
+        }
+    }
+
+    fn to_received(&self, link: &Arc<ReceiverLink>, delivery: AmqpDelivery) -> ReceivedMessage {
+        let d = from_amqp(delivery.message(), delivery.delivery_tag(), Utc::now());
+        let token = LockToken(format!(
+            "{}/{}",
+            link.live.generation,
+            hex(delivery.delivery_tag())
+        ));
+        let locked_for = d
+            .locked_for
+            .unwrap_or(self.connection.settings.lock_duration);
+        guard(&self.unsettled).insert(
+            token.clone(),
+            Unsettled {
+                link: link.clone(),
+                delivery,
+                service_bus_token: d.lock_token,
+            },
+        );
+        ReceivedMessage {
+            message_id: d.message_id,
+            content_type: d.content_type,
+            body: d.body,
+            properties: d.properties,
+            delivery_count: d.delivery_count,
+            enqueued_at: d.enqueued_at,
+            lock_token: token,
+            locked_until: Instant::now() + locked_for,
+        }
+    }
+}
+
+#[async_trait]
+impl QueueReceiver for AmqpQueueReceiver {
+    async fn receive(
+        &self,
+        max: usize,
+        max_wait: Duration,
+    ) -> Result<Vec<ReceivedMessage>, QueueError> {
+        let deadline = Instant::now() + max_wait;
+        let link = self.current_link().await?;
+        loop {
+            let have = guard(&self.ready).len();
+            if have >= max {
+                break;
+            }
+            // Wait in short slices so settlements on the same link get their turn; once
+            // something arrived, only take what is already there.
+            let slice = if have == 0 {
+                RECEIVE_SLICE.min(deadline.saturating_duration_since(Instant::now()))
+            } else {
+                Duration::ZERO
+            };
+            match tokio::time::timeout(slice, link.receiver.receive_delivery()).await {
+                Ok(Ok(delivery)) => {
+                    let m = self.to_received(&link, delivery);
+                    guard(&self.ready).push_back(m);
+                }
+                Ok(Err(e)) => {
+                    self.lost(&link, &e);
+                    if guard(&self.ready).is_empty() {
+                        return Err(classify(&e));
+                    }
+                    break;
+                }
+                Err(_) if have > 0 || Instant::now() >= deadline => break,
+                Err(_) => {}
+            }
+        }
+        let mut ready = guard(&self.ready);
+        let n = ready.len().min(max);
+        Ok(ready.drain(..n).collect())
+    }
+
+    async fn complete(&self, lock: &LockToken) -> Result<(), QueueError> {
+        self.settle(lock, AmqpDeliveryOutcome::Accepted).await
+    }
+
+    async fn abandon(&self, lock: &LockToken) -> Result<(), QueueError> {
+        self.settle(
+            lock,
+            AmqpDeliveryOutcome::Modified {
+                delivery_failed: Some(true),
+                undeliverable_here: Some(false),
+                message_annotations: None,
+            },
+        )
+        .await
+    }
+
+    async fn dead_letter(
+        &self,
+        lock: &LockToken,
+        reason: &str,
+        description: &str,
+    ) -> Result<(), QueueError> {
+        self.settle(
+            lock,
+            AmqpDeliveryOutcome::Rejected(Some(dead_letter_error(reason, description))),
+        )
+        .await
+    }
+
+    /// Service Bus: `com.microsoft:renew-lock` on the queue's `$management` node. A generic
+    /// broker has no lock expiry (it holds an unsettled message for as long as the link
+    /// lives), so renewal there only checks that the link still holds the message.
+    async fn renew_lock(&self, lock: &LockToken) -> Result<Instant, QueueError> {
+        let (link, token) = {
+            let unsettled = guard(&self.unsettled);
+            let u = unsettled.get(lock).ok_or(QueueError::LockLost)?;
+            (u.link.clone(), u.service_bus_token)
+        };
+        if link.live.is_broken() {
+            return Err(QueueError::LockLost);
+        }
+        match (&link.management, token) {
+            (Some(management), Some(token)) => management.renew_lock(token).await,
+            (Some(_), None) => Err(QueueError::LockLost),
+            (None, _) => Ok(Instant::now() + self.connection.settings.lock_duration),
+        }
+    }
+}
+
+fn guard<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

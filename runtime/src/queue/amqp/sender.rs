@@ -1,0 +1,121 @@
+//! Sends to one queue, settled only when the broker accepts.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use azure_core_amqp::{
+    AmqpSendOutcome, AmqpSender, AmqpSenderApis, AmqpSenderOptions, AmqpTarget, SenderSettleMode,
+};
+use tokio::sync::Mutex;
+
+use super::codec::to_amqp;
+use super::connection::{
+    Connection, Live, OPEN_TIMEOUT, classify, is_link_loss, outcome_name, unavailable,
+};
+use crate::queue::{OutgoingMessage, QueueError, QueueSender};
+
+#[derive(Debug)]
+pub struct AmqpQueueSender {
+    connection: Arc<Connection>,
+    queue: String,
+    link: Mutex<Option<SenderLink>>,
+    max_message_bytes: usize,
+}
+
+struct SenderLink {
+    live: Arc<Live>,
+    sender: AmqpSender,
+}
+
+impl std::fmt::Debug for SenderLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SenderLink")
+            .field("live", &self.live)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AmqpQueueSender {
+    pub fn new(connection: Arc<Connection>, queue: &str, max_message_bytes: usize) -> Self {
+        Self {
+            connection,
+            queue: queue.to_owned(),
+            link: Mutex::new(None),
+            max_message_bytes,
+        }
+    }
+
+    async fn attach(&self) -> Result<SenderLink, QueueError> {
+        let live = self.connection.live().await?;
+        self.connection.authorize(&live, &self.queue).await?;
+        let sender = AmqpSender::new();
+        let address = self.connection.address(&self.queue, "");
+        let attached = tokio::time::timeout(
+            OPEN_TIMEOUT,
+            sender.attach(
+                &live.session,
+                format!("{}-sender-{}", self.queue, uuid::Uuid::new_v4()),
+                AmqpTarget::from(address),
+                Some(AmqpSenderOptions {
+                    sender_settle_mode: Some(SenderSettleMode::Unsettled),
+                    ..AmqpSenderOptions::default()
+                }),
+            ),
+        )
+        .await
+        .map_err(|_| unavailable("attaching the sender timed out"))?;
+        if let Err(e) = attached {
+            if is_link_loss(&e) {
+                self.connection.broke(&live, &e);
+            }
+            return Err(classify(&e));
+        }
+        Ok(SenderLink { live, sender })
+    }
+
+    /// Sends once on the current link; a lost link is dropped for the next call to reattach.
+    async fn send_once(&self, message: &OutgoingMessage) -> Result<(), QueueError> {
+        let mut slot = self.link.lock().await;
+        if slot.as_ref().is_none_or(|l| l.live.is_broken()) {
+            *slot = Some(self.attach().await?);
+        }
+        let Some(link) = slot.as_ref() else {
+            return Err(unavailable("no sender link"));
+        };
+        match link.sender.send(to_amqp(message), None).await {
+            Ok(AmqpSendOutcome::Accepted) => Ok(()),
+            Ok(other) => Err(QueueError::Unavailable(format!(
+                "the broker did not accept the message: {}",
+                outcome_name(&other)
+            ))),
+            Err(e) => {
+                if is_link_loss(&e) {
+                    self.connection.broke(&link.live, &e);
+                }
+                *slot = None;
+                Err(classify(&e))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl QueueSender for AmqpQueueSender {
+    /// One retry on a fresh link after a dropped one: the message id is stable, so the
+    /// broker's duplicate detection drops a copy that had in fact arrived.
+    async fn send(&self, message: OutgoingMessage) -> Result<(), QueueError> {
+        if message.body.len() > self.max_message_bytes {
+            return Err(QueueError::MessageTooLarge {
+                size: message.body.len(),
+                limit: self.max_message_bytes,
+            });
+        }
+        match self.send_once(&message).await {
+            Err(QueueError::Unavailable(first)) => {
+                tracing::info!(queue = %self.queue, error = %first, "send failed; retrying on a new link");
+                self.send_once(&message).await
+            }
+            other => other,
+        }
+    }
+}
