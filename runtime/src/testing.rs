@@ -175,6 +175,15 @@ pub mod servers {
         uri
     }
 
+    /// The AMQP 1.0 broker's URL (RabbitMQ with its AMQP 1.0 plugin, as `scripts/services`
+    /// starts it), after checking that something listens there.
+    pub fn amqp_url() -> String {
+        let url =
+            std::env::var("TEST_AMQP_URL").unwrap_or_else(|_| "amqp://127.0.0.1:5672".to_owned());
+        require("RabbitMQ (AMQP 1.0)", &url);
+        url
+    }
+
     /// A name no other test run uses (a key prefix, a database name).
     pub fn unique_name(prefix: &str) -> String {
         format!("{prefix}{}", uuid::Uuid::new_v4().simple())

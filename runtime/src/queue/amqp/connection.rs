@@ -25,6 +25,9 @@ use crate::queue::QueueError;
 
 /// Longest wait for the peer to open a connection, a session or a link.
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest wait for the peer to answer a send or take a settlement. A link whose
+/// connection died without a close frame never answers; past this, it counts as lost.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The shared connection of one broker.
 #[derive(Debug)]

@@ -20,7 +20,9 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::codec::{dead_letter_error, from_amqp};
-use super::connection::{Connection, Live, OPEN_TIMEOUT, classify, is_link_loss, unavailable};
+use super::connection::{
+    Connection, Live, OPEN_TIMEOUT, OPERATION_TIMEOUT, classify, is_link_loss, unavailable,
+};
 use super::management::Management;
 use crate::queue::{LockToken, QueueError, QueueReceiver, ReceivedMessage};
 
@@ -148,10 +150,19 @@ impl AmqpQueueReceiver {
         outcome: AmqpDeliveryOutcome,
     ) -> Result<(), QueueError> {
         let u = self.take(lock)?;
-        match u.link.receiver.settle_delivery(&u.delivery, outcome).await {
-            Ok(()) => Ok(()),
-            Err(e) => {
+        let settled = tokio::time::timeout(
+            OPERATION_TIMEOUT,
+            u.link.receiver.settle_delivery(&u.delivery, outcome),
+        )
+        .await;
+        match settled {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
                 self.lost(&u.link, &e);
+                Err(QueueError::LockLost)
+            }
+            Err(_) => {
+                self.connection.broke(&u.link.live, &"no room to settle");
                 Err(QueueError::LockLost)
             }
         }

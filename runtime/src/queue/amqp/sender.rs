@@ -10,7 +10,8 @@ use tokio::sync::Mutex;
 
 use super::codec::to_amqp;
 use super::connection::{
-    Connection, Live, OPEN_TIMEOUT, classify, is_link_loss, outcome_name, unavailable,
+    Connection, Live, OPEN_TIMEOUT, OPERATION_TIMEOUT, classify, is_link_loss, outcome_name,
+    unavailable,
 };
 use crate::queue::{OutgoingMessage, QueueError, QueueSender};
 
@@ -82,7 +83,14 @@ impl AmqpQueueSender {
         let Some(link) = slot.as_ref() else {
             return Err(unavailable("no sender link"));
         };
-        match link.sender.send(to_amqp(message), None).await {
+        let sent =
+            tokio::time::timeout(OPERATION_TIMEOUT, link.sender.send(to_amqp(message), None)).await;
+        let Ok(sent) = sent else {
+            self.connection.broke(&link.live, &"no answer to a send");
+            *slot = None;
+            return Err(unavailable("the broker did not answer the send"));
+        };
+        match sent {
             Ok(AmqpSendOutcome::Accepted) => Ok(()),
             Ok(other) => Err(QueueError::Unavailable(format!(
                 "the broker did not accept the message: {}",

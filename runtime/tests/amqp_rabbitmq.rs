@@ -1,0 +1,265 @@
+//! The AMQP 1.0 transport against a real broker: RabbitMQ with its AMQP 1.0 plugin, as
+//! `scripts/services` starts it. Each test declares its own queue (dead-lettering into
+//! `<queue>.deadletter`) through `scripts/rabbitmq-queue`.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use runtime::queue::amqp::{AmqpBroker, AmqpSettings, Auth};
+use runtime::queue::{Broker, OutgoingMessage, QueueError, QueueReceiver, ReceivedMessage};
+use runtime::testing::servers::{amqp_url, unique_name};
+
+fn script(name: &str) -> Command {
+    Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/").to_owned() + name)
+}
+
+fn declared_queue() -> String {
+    let queue = unique_name("amqp-test-");
+    let out = script("rabbitmq-queue")
+        .arg(&queue)
+        .output()
+        .expect("run rabbitmq-queue");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    queue
+}
+
+fn broker(credit: u32) -> AmqpBroker {
+    let settings = AmqpSettings {
+        url: amqp_url().parse().expect("url"),
+        auth: Auth::None,
+        address_prefix: "/amq/queue/".to_owned(),
+        lock_duration: Duration::from_secs(30),
+    };
+    AmqpBroker::new(settings, credit, 256 * 1024).expect("broker")
+}
+
+async fn receive_all(r: &dyn QueueReceiver, want: usize) -> Vec<ReceivedMessage> {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while got.len() < want && tokio::time::Instant::now() < deadline {
+        match r
+            .receive(want - got.len(), Duration::from_millis(500))
+            .await
+        {
+            Ok(batch) => got.extend(batch),
+            Err(QueueError::Unavailable(_)) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(e) => panic!("receive: {e}"),
+        }
+    }
+    got
+}
+
+async fn nothing_left(r: &dyn QueueReceiver) {
+    let left = r
+        .receive(10, Duration::from_millis(700))
+        .await
+        .expect("receive");
+    assert!(left.is_empty(), "unexpected messages: {left:?}");
+}
+
+#[tokio::test]
+async fn sent_messages_arrive_with_their_id_properties_and_body_and_complete_removes_them() {
+    let queue = declared_queue();
+    let b = broker(10);
+    let sender = b.sender(&queue).expect("sender");
+    for i in 0..3 {
+        sender
+            .send(
+                OutgoingMessage::json(format!("m-{i}"), format!("{{\"n\":{i}}}"))
+                    .with_property("operation", "delivery")
+                    .with_property(
+                        "traceparent",
+                        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                    ),
+            )
+            .await
+            .expect("send");
+    }
+    let r = b.receiver(&queue).expect("receiver");
+    let mut got = receive_all(r.as_ref(), 3).await;
+    got.sort_by(|a, b| a.message_id.cmp(&b.message_id));
+    assert_eq!(got.len(), 3);
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(m.message_id, format!("m-{i}"));
+        assert_eq!(m.content_type, "application/json");
+        assert_eq!(m.body, format!("{{\"n\":{i}}}").into_bytes());
+        assert_eq!(m.property("operation"), Some("delivery"));
+        assert!(
+            m.property("traceparent")
+                .is_some_and(|t| t.starts_with("00-0af7"))
+        );
+        assert_eq!(m.delivery_count, 1);
+        r.complete(&m.lock_token).await.expect("complete");
+    }
+    assert_eq!(
+        r.complete(&got[0].lock_token).await,
+        Err(QueueError::LockLost),
+        "a message is settled once"
+    );
+    nothing_left(b.receiver(&queue).expect("receiver").as_ref()).await;
+}
+
+#[tokio::test]
+async fn an_abandoned_message_is_delivered_again() {
+    let queue = declared_queue();
+    let b = broker(10);
+    b.sender(&queue)
+        .expect("sender")
+        .send(OutgoingMessage::json("again", "{}"))
+        .await
+        .expect("send");
+    let r = b.receiver(&queue).expect("receiver");
+    let first = receive_all(r.as_ref(), 1).await;
+    assert_eq!(first.len(), 1);
+    r.abandon(&first[0].lock_token).await.expect("abandon");
+    let second = receive_all(r.as_ref(), 1).await;
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].message_id, "again");
+    assert_ne!(second[0].lock_token, first[0].lock_token);
+    r.complete(&second[0].lock_token).await.expect("complete");
+    nothing_left(r.as_ref()).await;
+}
+
+#[tokio::test]
+async fn a_dead_lettered_message_lands_in_the_dead_letter_queue() {
+    let queue = declared_queue();
+    let b = broker(10);
+    b.sender(&queue)
+        .expect("sender")
+        .send(OutgoingMessage::json("poison", "{\"bad\":true}"))
+        .await
+        .expect("send");
+    let r = b.receiver(&queue).expect("receiver");
+    let got = receive_all(r.as_ref(), 1).await;
+    r.dead_letter(&got[0].lock_token, "ValidationFailed", "no packageInfo")
+        .await
+        .expect("dead-letter");
+    nothing_left(r.as_ref()).await;
+    let dlq = b
+        .receiver(&format!("{queue}.deadletter"))
+        .expect("dlq receiver");
+    let dead = receive_all(dlq.as_ref(), 1).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].message_id, "poison");
+    assert_eq!(dead[0].body, b"{\"bad\":true}".to_vec());
+    dlq.complete(&dead[0].lock_token).await.expect("complete");
+}
+
+#[tokio::test]
+async fn a_receiver_never_holds_more_unsettled_messages_than_its_credit() {
+    let queue = declared_queue();
+    let sending = broker(10);
+    let sender = sending.sender(&queue).expect("sender");
+    for i in 0..12 {
+        sender
+            .send(OutgoingMessage::json(format!("p-{i}"), "{}"))
+            .await
+            .expect("send");
+    }
+    let first = broker(5);
+    let r1 = first.receiver(&queue).expect("receiver");
+    let held = r1
+        .receive(12, Duration::from_secs(2))
+        .await
+        .expect("receive");
+    assert_eq!(
+        held.len(),
+        5,
+        "the credit bounds what the broker hands over"
+    );
+    // Nothing more arrives while those five stay unsettled...
+    let more = r1
+        .receive(12, Duration::from_millis(700))
+        .await
+        .expect("receive");
+    assert!(more.is_empty(), "got {} past the credit", more.len());
+    // ...so another consumer gets the other seven.
+    let second = broker(10);
+    let r2 = second.receiver(&queue).expect("receiver");
+    let rest = receive_all(r2.as_ref(), 7).await;
+    assert_eq!(rest.len(), 7);
+    for m in held.iter() {
+        r1.complete(&m.lock_token).await.expect("complete");
+    }
+    for m in rest.iter() {
+        r2.complete(&m.lock_token).await.expect("complete");
+    }
+}
+
+/// Restarts the broker: `.config/nextest.toml` runs the tests that use RabbitMQ one at a
+/// time so this one disturbs no other.
+#[tokio::test]
+async fn after_the_broker_restarts_no_message_is_lost() {
+    let queue = declared_queue();
+    let b = broker(10);
+    let sender = b.sender(&queue).expect("sender");
+    for id in ["before-1", "before-2"] {
+        sender
+            .send(OutgoingMessage::json(id, "{}"))
+            .await
+            .expect("send");
+    }
+    let r: Arc<dyn QueueReceiver> = b.receiver(&queue).expect("receiver");
+    let held = receive_all(r.as_ref(), 2).await;
+    assert_eq!(held.len(), 2);
+    r.complete(&held[0].lock_token)
+        .await
+        .expect("complete before the restart");
+
+    let out = script("rabbitmq-restart")
+        .output()
+        .expect("restart RabbitMQ");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The lock on the message held across the restart is gone. Settling it reports a lost
+    // lock once the link has noticed the drop; before that, the disposition goes into the
+    // dead socket (AMQP settles first-mode dispositions without an answer). Either way the
+    // broker never got it, and delivers the message again below: nothing is lost.
+    let _ = r.complete(&held[1].lock_token).await;
+    // Sending works again on a new connection.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match sender.send(OutgoingMessage::json("after", "{}")).await {
+            Ok(()) => break,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                eprintln!("send after restart: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("send after restart: {e}"),
+        }
+    }
+    // The held message comes back, with the new one. AMQP is at-least-once: in our runs
+    // RabbitMQ 3.10 also delivered again the message acknowledged a second before it
+    // stopped, so that one may reappear; anything else may not.
+    let mut seen = std::collections::BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !(seen.contains("before-2") && seen.contains("after")) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {seen:?} came back"
+        );
+        for m in r
+            .receive(3, Duration::from_millis(500))
+            .await
+            .unwrap_or_default()
+        {
+            r.complete(&m.lock_token)
+                .await
+                .expect("complete after the restart");
+            seen.insert(m.message_id);
+        }
+    }
+    seen.remove("before-1");
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), ["after", "before-2"]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    nothing_left(b.receiver(&queue).expect("receiver").as_ref()).await;
+}
