@@ -58,6 +58,7 @@ pub mod problem;
 pub mod queue;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod trace;
 
 /// Every binary built on the host allocates through mimalloc: a request costs dozens of

@@ -2,6 +2,8 @@
 //! `scripts/services` starts it. Each test declares its own queue (dead-lettering into
 //! `<queue>.deadletter`) through `scripts/rabbitmq-queue`.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;

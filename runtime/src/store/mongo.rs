@@ -118,6 +118,7 @@ impl MongoSettings {
     /// The function's database. The driver connects in the background and reconnects
     /// after failures; calls made while no server is reachable fail after `timeout`.
     pub async fn connect(&self, app_name: &str) -> Result<Database, StoreError> {
+        crate::tls::install_provider();
         let mut options = ClientOptions::parse(self.uri.clone())
             .await
             .map_err(|e| classify(&e))?;

@@ -82,6 +82,7 @@ impl RedisSettings {
 
     /// A connection manager that connects on first use and reconnects after failures.
     pub fn connect(&self) -> Result<ConnectionManager, StoreError> {
+        crate::tls::install_provider();
         let client = redis::Client::open(self.info.clone()).map_err(|e| classify(&e))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.timeout))

@@ -37,6 +37,7 @@ impl AmqpBroker {
         credit: u32,
         max_message_bytes: usize,
     ) -> Result<Self, QueueError> {
+        crate::tls::install_provider();
         let tokens = TokenSource::for_auth(&settings.auth)
             .map_err(|e| QueueError::Unavailable(e.to_string()))?;
         Ok(Self {
