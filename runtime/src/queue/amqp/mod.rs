@@ -1,7 +1,7 @@
 //! The AMQP 1.0 transport: Azure Service Bus, its emulator, or a generic AMQP 1.0 broker,
 //! on Microsoft's `azure_core_amqp`.
 //!
-//! One connection per process carries every link; see [`connection`] for how it is
+//! One connection per process carries every link; see `connection.rs` for how it is
 //! reopened after a drop without losing or double-settling messages.
 
 mod auth;
