@@ -13,8 +13,8 @@ use http::Method;
 use runtime::MapEnv;
 use runtime::lifecycle::Shutdown;
 use runtime::testing::servers::{amqp_url, unique_name};
-use serde_json::{Value, json};
-use support::{call, client, eventually, sample};
+use serde_json::json;
+use support::{call, client, eventually, request_sample_delivery};
 
 #[tokio::test]
 async fn a_request_becomes_a_scheduled_delivery_through_rabbitmq() {
@@ -38,12 +38,7 @@ async fn a_request_becomes_a_scheduled_delivery_through_rabbitmq() {
     assert!(system.embedded.is_none(), "the AMQP transport is in use");
     let gw = client(system.gateway);
 
-    let accepted = call(&gw, Method::POST, "/api/deliveryrequests", Some(&sample())).await;
-    assert_eq!(accepted.status, 202);
-    let id = accepted.json::<Value>().unwrap()["deliveryId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = request_sample_delivery(&gw).await;
     let delivery = eventually(&gw, &format!("/api/deliveries/{id}"), |d| {
         d["droneId"].is_string()
     })

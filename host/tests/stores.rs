@@ -18,7 +18,7 @@ use runtime::MapEnv;
 use runtime::lifecycle::Shutdown;
 use runtime::testing::servers;
 use serde_json::Value;
-use support::{call, client, eventually_within, raw_get, raw_request, sample};
+use support::{call, client, dead_letter_count, eventually_within, raw_get, raw_request, sample};
 
 async fn request_delivery(gw: &runtime::client::Downstream, package_id: &str) -> String {
     let mut body = sample();
@@ -75,15 +75,7 @@ async fn a_request_is_scheduled_through_redis_and_mongodb() {
         delivery["droneId"],
         "the scheduler's stored assignment is the delivery's drone"
     );
-    assert!(
-        system
-            .embedded
-            .as_ref()
-            .expect("embedded queue")
-            .queue("deliveries")
-            .dead_letters()
-            .is_empty()
-    );
+    assert!(dead_letter_count(&system) == 0);
     shutdown.trigger();
     system.stopped().await;
 }
@@ -246,16 +238,7 @@ async fn a_redis_restart_loses_no_accepted_delivery() {
         "all deliveries readable {:?} after the restart",
         restarted.elapsed()
     );
-    assert!(
-        system
-            .embedded
-            .as_ref()
-            .expect("embedded queue")
-            .queue("deliveries")
-            .dead_letters()
-            .is_empty(),
-        "nothing was dead-lettered"
-    );
+    assert!(dead_letter_count(&system) == 0, "nothing was dead-lettered");
     shutdown.trigger();
     system.stopped().await;
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use host::{DevConfig, start_dev};
 use http::Method;
 use runtime::lifecycle::Shutdown;
-use serde_json::{Value, json};
-use support::{call, client, eventually, sample};
+use serde_json::json;
+use support::{call, client, dead_letter_count, eventually, request_sample_delivery};
 
 #[tokio::test]
 async fn a_request_becomes_a_scheduled_delivery_then_is_rescheduled_and_cancelled() {
@@ -20,12 +20,7 @@ async fn a_request_becomes_a_scheduled_delivery_then_is_rescheduled_and_cancelle
         .unwrap();
     let gw = client(system.gateway);
 
-    let accepted = call(&gw, Method::POST, "/api/deliveryrequests", Some(&sample())).await;
-    assert_eq!(accepted.status, 202);
-    let id = accepted.json::<Value>().unwrap()["deliveryId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = request_sample_delivery(&gw).await;
 
     let delivery = eventually(&gw, &format!("/api/Deliveries/{id}"), |d| {
         d["droneId"].is_string()
@@ -79,15 +74,7 @@ async fn a_request_becomes_a_scheduled_delivery_then_is_rescheduled_and_cancelle
     })
     .await;
 
-    assert!(
-        system
-            .embedded
-            .as_ref()
-            .expect("embedded queue")
-            .queue("deliveries")
-            .dead_letters()
-            .is_empty()
-    );
+    assert!(dead_letter_count(&system) == 0);
     shutdown.trigger();
     system.stopped().await;
 }

@@ -124,3 +124,30 @@ pub async fn raw_request(
         body: body.to_owned(),
     }
 }
+
+/// The dead letters of the local system's embedded `deliveries` queue.
+pub fn dead_letter_count(system: &host::DevSystem) -> usize {
+    system
+        .embedded
+        .as_ref()
+        .expect("the embedded queue")
+        .queue("deliveries")
+        .dead_letters()
+        .len()
+}
+
+/// POSTs the sample delivery request through the gateway; returns the new delivery's id.
+pub async fn request_sample_delivery(gw: &Downstream) -> String {
+    let accepted = call(
+        gw,
+        http::Method::POST,
+        "/api/deliveryrequests",
+        Some(&sample()),
+    )
+    .await;
+    assert_eq!(accepted.status, 202);
+    accepted.json::<Value>().unwrap()["deliveryId"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
