@@ -57,6 +57,7 @@ pub mod lifecycle;
 pub mod problem;
 pub mod queue;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
 pub mod tls;
 pub mod trace;

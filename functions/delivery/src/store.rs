@@ -71,7 +71,7 @@ pub struct MemoryDeliveryStore {
 
 impl MemoryDeliveryStore {
     fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {
-        self.maps.lock().unwrap_or_else(|p| p.into_inner())
+        runtime::sync::lock(&self.maps)
     }
 
     /// Entries held, including expired ones not yet purged (for memory-bound tests).

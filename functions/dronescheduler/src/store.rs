@@ -125,7 +125,7 @@ impl MemoryDroneStore {
     }
 
     fn fleet(&self) -> std::sync::MutexGuard<'_, Fleet> {
-        self.fleet.lock().unwrap_or_else(|p| p.into_inner())
+        runtime::sync::lock(&self.fleet)
     }
 }
 

@@ -52,7 +52,7 @@ impl IdempotencyCache {
 
     /// The slot for `key`; the first caller fills it, later ones wait and read.
     pub fn slot(&self, key: &str) -> Slot {
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slots = runtime::sync::lock(&self.slots);
         if let Some(slot) = slots.get(key) {
             return slot.clone();
         }

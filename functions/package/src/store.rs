@@ -28,7 +28,7 @@ pub struct MemoryPackageStore {
 
 impl MemoryPackageStore {
     fn packages(&self) -> std::sync::MutexGuard<'_, HashMap<String, PackageRecord>> {
-        self.packages.lock().unwrap_or_else(|p| p.into_inner())
+        runtime::sync::lock(&self.packages)
     }
 }
 

@@ -88,7 +88,7 @@ impl EmbeddedQueue {
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock leaves consistent data (every mutation is a single
         // move between collections), so a poisoned lock is safe to keep using.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     /// Messages waiting to be received (not locked, not dead-lettered).
@@ -348,7 +348,7 @@ impl EmbeddedBroker {
 
     /// The queue called `name`, created if new.
     pub fn queue(&self, name: &str) -> Arc<EmbeddedQueue> {
-        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        let mut queues = crate::sync::lock(&self.queues);
         queues
             .entry(name.to_owned())
             .or_insert_with(|| Arc::new(EmbeddedQueue::new(name, self.settings)))

@@ -153,6 +153,15 @@ impl Connection {
         }
     }
 
+    /// The runtime's error for `e`, after marking `live` broken when `e` means its link,
+    /// session or connection is gone: the one place link failures are classified.
+    pub fn failed(&self, live: &Live, e: &AmqpError) -> QueueError {
+        if is_link_loss(e) {
+            self.broke(live, e);
+        }
+        classify(e)
+    }
+
     /// Puts a token for `queue` on `$cbs` (Service Bus only) and keeps it fresh while
     /// `live` lasts.
     pub async fn authorize(&self, live: &Live, queue: &str) -> Result<(), QueueError> {
@@ -181,7 +190,7 @@ async fn put_token(tokens: &TokenSource, live: &Live, audience: &str) -> Result<
     .await
     .map_err(|e| classify(&e))?;
     let refresh = token.refresh_at(OffsetDateTime::now_utc());
-    lock(&live.authorized).insert(audience.to_owned(), refresh);
+    crate::sync::lock(&live.authorized).insert(audience.to_owned(), refresh);
     Ok(())
 }
 
@@ -196,7 +205,7 @@ async fn refresh_tokens(connection: Weak<Connection>, live: Weak<Live>) {
             return;
         }
         let now = OffsetDateTime::now_utc();
-        let due: Vec<String> = lock(&live.authorized)
+        let due: Vec<String> = crate::sync::lock(&live.authorized)
             .iter()
             .filter(|(_, at)| **at <= now)
             .map(|(a, _)| a.clone())
@@ -219,10 +228,6 @@ async fn close(live: Arc<Live>) {
     }
 }
 
-fn lock<T>(m: &SyncMutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// The name of a send outcome other than accepted, for an error message.
 pub fn outcome_name(o: &azure_core_amqp::AmqpSendOutcome) -> &'static str {
     use azure_core_amqp::AmqpSendOutcome as O;
@@ -240,7 +245,7 @@ pub fn unavailable(why: &str) -> QueueError {
 
 /// Whether `e` means the link, session or connection is gone (reconnect), rather than
 /// this one operation failing.
-pub fn is_link_loss(e: &AmqpError) -> bool {
+fn is_link_loss(e: &AmqpError) -> bool {
     matches!(
         e.kind(),
         AmqpErrorKind::ConnectionDropped(_)

@@ -13,9 +13,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::codec::{ManagementReply, correlation_id, renew_lock_reply, renew_lock_request};
-use super::connection::{
-    Connection, Live, OPEN_TIMEOUT, classify, is_link_loss, outcome_name, unavailable,
-};
+use super::connection::{Connection, Live, OPEN_TIMEOUT, classify, outcome_name, unavailable};
 use crate::queue::QueueError;
 
 /// Longest wait for a management response.
@@ -26,14 +24,12 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Management {
     reply_to: String,
     links: Mutex<(AmqpSender, AmqpReceiver)>,
-    live_generation: u64,
 }
 
 impl std::fmt::Debug for Management {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Management")
             .field("reply_to", &self.reply_to)
-            .field("generation", &self.live_generation)
             .finish_non_exhaustive()
     }
 }
@@ -78,16 +74,10 @@ impl Management {
         };
         match tokio::time::timeout(OPEN_TIMEOUT, attach).await {
             Err(_) => Err(unavailable("attaching $management timed out")),
-            Ok(Err(e)) => {
-                if is_link_loss(&e) {
-                    connection.broke(live, &e);
-                }
-                Err(classify(&e))
-            }
+            Ok(Err(e)) => Err(connection.failed(live, &e)),
             Ok(Ok(())) => Ok(Self {
                 reply_to,
                 links: Mutex::new((sender, receiver)),
-                live_generation: live.generation,
             }),
         }
     }

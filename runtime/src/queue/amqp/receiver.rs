@@ -20,11 +20,10 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::codec::{dead_letter_error, from_amqp};
-use super::connection::{
-    Connection, Live, OPEN_TIMEOUT, OPERATION_TIMEOUT, classify, is_link_loss, unavailable,
-};
+use super::connection::{Connection, Live, OPEN_TIMEOUT, OPERATION_TIMEOUT, unavailable};
 use super::management::Management;
 use crate::queue::{LockToken, QueueError, QueueReceiver, ReceivedMessage};
+use crate::sync;
 
 /// How long one wait on the link holds it: the link is shared with settlement, so a long
 /// wait would hold completes back.
@@ -100,10 +99,7 @@ impl AmqpQueueReceiver {
         .await
         .map_err(|_| unavailable("attaching the receiver timed out"))?;
         if let Err(e) = attached {
-            if is_link_loss(&e) {
-                self.connection.broke(&live, &e);
-            }
-            return Err(classify(&e));
+            return Err(self.connection.failed(&live, &e));
         }
         let management = if self.connection.settings.is_service_bus() {
             Some(Management::attach(&self.connection, &live, &self.queue).await?)
@@ -127,14 +123,8 @@ impl AmqpQueueReceiver {
         Ok(link)
     }
 
-    fn lost(&self, link: &ReceiverLink, e: &azure_core_amqp::AmqpError) {
-        if is_link_loss(e) {
-            self.connection.broke(&link.live, e);
-        }
-    }
-
     fn take(&self, lock: &LockToken) -> Result<Unsettled, QueueError> {
-        let u = guard(&self.unsettled)
+        let u = sync::lock(&self.unsettled)
             .remove(lock)
             .ok_or(QueueError::LockLost)?;
         if u.link.live.is_broken() {
@@ -158,7 +148,7 @@ impl AmqpQueueReceiver {
         match settled {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {
-                self.lost(&u.link, &e);
+                self.connection.failed(&u.link.live, &e);
                 Err(QueueError::LockLost)
             }
             Err(_) => {
@@ -178,7 +168,7 @@ impl AmqpQueueReceiver {
         let locked_for = d
             .locked_for
             .unwrap_or(self.connection.settings.lock_duration);
-        guard(&self.unsettled).insert(
+        sync::lock(&self.unsettled).insert(
             token.clone(),
             Unsettled {
                 link: link.clone(),
@@ -209,7 +199,7 @@ impl QueueReceiver for AmqpQueueReceiver {
         let deadline = Instant::now() + max_wait;
         let link = self.current_link().await?;
         loop {
-            let have = guard(&self.ready).len();
+            let have = sync::lock(&self.ready).len();
             if have >= max {
                 break;
             }
@@ -223,12 +213,12 @@ impl QueueReceiver for AmqpQueueReceiver {
             match tokio::time::timeout(slice, link.receiver.receive_delivery()).await {
                 Ok(Ok(delivery)) => {
                     let m = self.to_received(&link, delivery);
-                    guard(&self.ready).push_back(m);
+                    sync::lock(&self.ready).push_back(m);
                 }
                 Ok(Err(e)) => {
-                    self.lost(&link, &e);
-                    if guard(&self.ready).is_empty() {
-                        return Err(classify(&e));
+                    let error = self.connection.failed(&link.live, &e);
+                    if sync::lock(&self.ready).is_empty() {
+                        return Err(error);
                     }
                     break;
                 }
@@ -236,7 +226,7 @@ impl QueueReceiver for AmqpQueueReceiver {
                 Err(_) => {}
             }
         }
-        let mut ready = guard(&self.ready);
+        let mut ready = sync::lock(&self.ready);
         let n = ready.len().min(max);
         Ok(ready.drain(..n).collect())
     }
@@ -275,7 +265,7 @@ impl QueueReceiver for AmqpQueueReceiver {
     /// lives), so renewal there only checks that the link still holds the message.
     async fn renew_lock(&self, lock: &LockToken) -> Result<Instant, QueueError> {
         let (link, token) = {
-            let unsettled = guard(&self.unsettled);
+            let unsettled = sync::lock(&self.unsettled);
             let u = unsettled.get(lock).ok_or(QueueError::LockLost)?;
             (u.link.clone(), u.service_bus_token)
         };
@@ -288,10 +278,6 @@ impl QueueReceiver for AmqpQueueReceiver {
             (None, _) => Ok(Instant::now() + self.connection.settings.lock_duration),
         }
     }
-}
-
-fn guard<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -10,8 +10,7 @@ use tokio::sync::Mutex;
 
 use super::codec::to_amqp;
 use super::connection::{
-    Connection, Live, OPEN_TIMEOUT, OPERATION_TIMEOUT, classify, is_link_loss, outcome_name,
-    unavailable,
+    Connection, Live, OPEN_TIMEOUT, OPERATION_TIMEOUT, outcome_name, unavailable,
 };
 use crate::queue::{OutgoingMessage, QueueError, QueueSender};
 
@@ -66,10 +65,7 @@ impl AmqpQueueSender {
         .await
         .map_err(|_| unavailable("attaching the sender timed out"))?;
         if let Err(e) = attached {
-            if is_link_loss(&e) {
-                self.connection.broke(&live, &e);
-            }
-            return Err(classify(&e));
+            return Err(self.connection.failed(&live, &e));
         }
         Ok(SenderLink { live, sender })
     }
@@ -97,11 +93,9 @@ impl AmqpQueueSender {
                 outcome_name(&other)
             ))),
             Err(e) => {
-                if is_link_loss(&e) {
-                    self.connection.broke(&link.live, &e);
-                }
+                let error = self.connection.failed(&link.live, &e);
                 *slot = None;
-                Err(classify(&e))
+                Err(error)
             }
         }
     }
