@@ -179,16 +179,25 @@ impl HostConfig {
     /// Reads `HOST`, `PORT`, `HTTP_BODY_LIMIT_BYTES`, `SHUTDOWN_GRACE_SECONDS`, `QUEUE_*`,
     /// `LOG_FORMAT` and the transport's variables ([`Transport::from_env`]).
     pub fn from_env(r: &mut EnvReader<'_>) -> Self {
-        let mut host = Self::without_transport(r);
-        host.transport = Transport::from_env(r, host.queue.lock_duration);
-        host
-    }
-
-    fn without_transport(r: &mut EnvReader<'_>) -> Self {
         let secs = Duration::from_secs;
         let grace = r.seconds("SHUTDOWN_GRACE_SECONDS", secs(20), secs(0), secs(600));
         let defaults = QueueSettings::default();
         let d = DispatchOptions::default();
+        let queue = QueueSettings {
+            lock_duration: r.seconds(
+                "QUEUE_LOCK_DURATION_SECONDS",
+                defaults.lock_duration,
+                secs(5),
+                secs(300),
+            ),
+            max_delivery_count: r.number_in(
+                "QUEUE_MAX_DELIVERY_COUNT",
+                defaults.max_delivery_count,
+                1,
+                2000,
+            ),
+            ..defaults
+        };
         Self {
             bind: r.parse("HOST", IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
             port: r.parse("PORT", 8080),
@@ -220,22 +229,8 @@ impl HostConfig {
                     ),
                 },
             },
-            queue: QueueSettings {
-                lock_duration: r.seconds(
-                    "QUEUE_LOCK_DURATION_SECONDS",
-                    defaults.lock_duration,
-                    secs(5),
-                    secs(300),
-                ),
-                max_delivery_count: r.number_in(
-                    "QUEUE_MAX_DELIVERY_COUNT",
-                    defaults.max_delivery_count,
-                    1,
-                    2000,
-                ),
-                ..defaults
-            },
-            transport: Transport::Embedded,
+            transport: Transport::from_env(r, queue.lock_duration),
+            queue,
             log_format: match r.choice("LOG_FORMAT", "auto", &["auto", "json", "text"]) {
                 "json" => LogFormat::Json,
                 "text" => LogFormat::Text,

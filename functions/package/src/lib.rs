@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use contracts::PackageSize;
 use runtime::http::Json;
-use runtime::json::{Obj, Validator};
+use runtime::json::Validator;
 use runtime::store::Upsert;
 use runtime::store::mongo::MongoSettings;
 use runtime::{
@@ -155,12 +155,7 @@ async fn put_package(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<StatusCode, ApiError> {
-    check_id("id", &id)?;
-    let mut v = Validator::new();
-    let fields = v
-        .root(&body)
-        .map(|root| package_fields(&mut v, &root, true));
-    v.finish()?;
+    let fields = read_package(&id, &body, true)?;
     let Some(PackagePatch {
         size: Some(size),
         weight,
@@ -183,14 +178,23 @@ async fn put_package(
     })
 }
 
-/// The package fields of a PUT or PATCH body; PUT requires `size`.
-fn package_fields(v: &mut Validator, root: &Obj<'_>, size_required: bool) -> PackagePatch {
-    PackagePatch {
-        size: v.named::<PackageSize>(root, "size", size_required),
-        weight: v.number(root, "weight", 0.0, false),
-        tag: v.string(root, &["tag"], false),
-        owner_id: v.string(root, &["ownerId"], false),
-    }
+/// Checks the id and reads the package fields of a PUT or PATCH body (PUT requires
+/// `size`), reporting every bad field at once; `None` when the body is not an object.
+fn read_package(
+    id: &str,
+    body: &serde_json::Value,
+    size_required: bool,
+) -> Result<Option<PackagePatch>, ApiError> {
+    check_id("id", id)?;
+    let mut v = Validator::new();
+    let fields = v.root(body).map(|root| PackagePatch {
+        size: v.named::<PackageSize>(&root, "size", size_required),
+        weight: v.number(&root, "weight", 0.0, false),
+        tag: v.string(&root, &["tag"], false),
+        owner_id: v.string(&root, &["ownerId"], false),
+    });
+    v.finish()?;
+    Ok(fields)
 }
 
 async fn patch_package(
@@ -198,13 +202,7 @@ async fn patch_package(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<StatusCode, ApiError> {
-    check_id("id", &id)?;
-    let mut v = Validator::new();
-    let patch = v
-        .root(&body)
-        .map(|root| package_fields(&mut v, &root, false));
-    v.finish()?;
-    let patch = patch.unwrap_or_default();
+    let patch = read_package(&id, &body, false)?.unwrap_or_default();
     if patch == PackagePatch::default() {
         return Err(ApiError::BadRequest(
             "nothing to update: give at least one of size, weight, tag, ownerId".into(),

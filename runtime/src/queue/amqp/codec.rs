@@ -48,7 +48,8 @@ pub fn to_amqp(m: &OutgoingMessage) -> AmqpMessage {
     }
 }
 
-/// The parts of a received message the runtime keeps.
+/// The parts of a received message the runtime keeps. Apart from [`crate::queue::ReceivedMessage`]
+/// so decoding stays free of the clock and of lock bookkeeping (the receiver adds both).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decoded {
     pub message_id: String,
