@@ -1,14 +1,16 @@
-//! Sends to one queue, settled only when the broker accepts.
+//! Sends to one queue, settled only when the broker accepts. Batches go to Service Bus as
+//! its batch format, one transfer per envelope; a generic broker gets them one by one.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use azure_core_amqp::{
-    AmqpSendOutcome, AmqpSender, AmqpSenderApis, AmqpSenderOptions, AmqpTarget, SenderSettleMode,
+    AmqpMessage, AmqpSendOptions, AmqpSendOutcome, AmqpSender, AmqpSenderApis, AmqpSenderOptions,
+    AmqpTarget, SenderSettleMode,
 };
 use tokio::sync::Mutex;
 
-use super::codec::to_amqp;
+use super::codec::{BATCH_FORMAT, batches, to_amqp};
 use super::connection::{
     Connection, Live, OPEN_TIMEOUT, OPERATION_TIMEOUT, outcome_name, unavailable,
 };
@@ -71,7 +73,11 @@ impl AmqpQueueSender {
     }
 
     /// Sends once on the current link; a lost link is dropped for the next call to reattach.
-    async fn send_once(&self, message: &OutgoingMessage) -> Result<(), QueueError> {
+    async fn send_once(
+        &self,
+        message: &AmqpMessage,
+        format: Option<u32>,
+    ) -> Result<(), QueueError> {
         let mut slot = self.link.lock().await;
         if slot.as_ref().is_none_or(|l| l.live.is_broken()) {
             *slot = Some(self.attach().await?);
@@ -79,8 +85,12 @@ impl AmqpQueueSender {
         let Some(link) = slot.as_ref() else {
             return Err(unavailable("no sender link"));
         };
+        let options = format.map(|f| AmqpSendOptions {
+            message_format: Some(f),
+            settled: None,
+        });
         let sent =
-            tokio::time::timeout(OPERATION_TIMEOUT, link.sender.send(to_amqp(message), None)).await;
+            tokio::time::timeout(OPERATION_TIMEOUT, link.sender.send_ref(message, options)).await;
         let Ok(sent) = sent else {
             self.connection.broke(&link.live, &"no answer to a send");
             *slot = None;
@@ -99,25 +109,57 @@ impl AmqpQueueSender {
             }
         }
     }
-}
 
-#[async_trait]
-impl QueueSender for AmqpQueueSender {
-    /// One retry on a fresh link after a dropped one: the message id is stable, so the
-    /// broker's duplicate detection drops a copy that had in fact arrived.
-    async fn send(&self, message: OutgoingMessage) -> Result<(), QueueError> {
+    /// Sends, with one retry on a fresh link after a dropped one: message ids are stable, so
+    /// the broker's duplicate detection drops a copy that had in fact arrived.
+    async fn send_with_retry(
+        &self,
+        message: &AmqpMessage,
+        format: Option<u32>,
+    ) -> Result<(), QueueError> {
+        match self.send_once(message, format).await {
+            Err(QueueError::Unavailable(first)) => {
+                tracing::info!(queue = %self.queue, error = %first, "send failed; retrying on a new link");
+                self.send_once(message, format).await
+            }
+            other => other,
+        }
+    }
+
+    fn check_size(&self, message: &OutgoingMessage) -> Result<(), QueueError> {
         if message.body.len() > self.max_message_bytes {
             return Err(QueueError::MessageTooLarge {
                 size: message.body.len(),
                 limit: self.max_message_bytes,
             });
         }
-        match self.send_once(&message).await {
-            Err(QueueError::Unavailable(first)) => {
-                tracing::info!(queue = %self.queue, error = %first, "send failed; retrying on a new link");
-                self.send_once(&message).await
-            }
-            other => other,
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl QueueSender for AmqpQueueSender {
+    async fn send(&self, message: OutgoingMessage) -> Result<(), QueueError> {
+        self.check_size(&message)?;
+        self.send_with_retry(&to_amqp(&message), None).await
+    }
+
+    /// Every message is checked before any is sent, so a refused batch sends nothing.
+    async fn send_batch(&self, messages: Vec<OutgoingMessage>) -> Result<(), QueueError> {
+        for m in &messages {
+            self.check_size(m)?;
         }
+        if !self.connection.settings.is_service_bus() {
+            for m in &messages {
+                self.send_with_retry(&to_amqp(m), None).await?;
+            }
+            return Ok(());
+        }
+        let envelopes = batches(&messages, self.max_message_bytes)
+            .map_err(|e| QueueError::Unavailable(format!("encoding a batch: {e}")))?;
+        for envelope in &envelopes {
+            self.send_with_retry(envelope, Some(BATCH_FORMAT)).await?;
+        }
+        Ok(())
     }
 }
