@@ -151,6 +151,33 @@ impl TestClient {
     }
 }
 
+/// Helpers for tests of queue transports.
+pub mod queues {
+    use std::time::Duration;
+
+    use crate::queue::{QueueError, QueueReceiver, ReceivedMessage};
+
+    /// Receives until `want` messages arrived or 20 s passed, riding out the broker being
+    /// briefly unavailable (a reconnect); whatever arrived is returned for the test to judge.
+    pub async fn receive_all(r: &dyn QueueReceiver, want: usize) -> Vec<ReceivedMessage> {
+        let mut got = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while got.len() < want && tokio::time::Instant::now() < deadline {
+            match r
+                .receive(want - got.len(), Duration::from_millis(500))
+                .await
+            {
+                Ok(batch) => got.extend(batch),
+                Err(QueueError::Unavailable(_)) => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("receive: {e}"),
+            }
+        }
+        got
+    }
+}
+
 /// The real servers that backend-parameterised suites run against: Redis on
 /// `TEST_REDIS_URL` (default `redis://127.0.0.1:6379`) and the MongoDB-compatible server on
 /// `TEST_MONGODB_URI` (default `mongodb://127.0.0.1:27017/?directConnection=true`).

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use runtime::queue::amqp::{AmqpBroker, AmqpSettings, Auth};
-use runtime::queue::{Broker, OutgoingMessage, QueueError, QueueReceiver, ReceivedMessage};
+use runtime::queue::{Broker, OutgoingMessage, QueueError, QueueReceiver};
+use runtime::testing::queues::receive_all;
 use runtime::testing::servers::{amqp_url, unique_name};
 
 fn script(name: &str) -> Command {
@@ -38,22 +39,6 @@ fn broker(credit: u32) -> AmqpBroker {
         lock_duration: Duration::from_secs(30),
     };
     AmqpBroker::new(settings, credit, 256 * 1024).expect("broker")
-}
-
-async fn receive_all(r: &dyn QueueReceiver, want: usize) -> Vec<ReceivedMessage> {
-    let mut got = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while got.len() < want && tokio::time::Instant::now() < deadline {
-        match r
-            .receive(want - got.len(), Duration::from_millis(500))
-            .await
-        {
-            Ok(batch) => got.extend(batch),
-            Err(QueueError::Unavailable(_)) => tokio::time::sleep(Duration::from_millis(200)).await,
-            Err(e) => panic!("receive: {e}"),
-        }
-    }
-    got
 }
 
 async fn nothing_left(r: &dyn QueueReceiver) {
@@ -104,6 +89,29 @@ async fn sent_messages_arrive_with_their_id_properties_and_body_and_complete_rem
         "a message is settled once"
     );
     nothing_left(b.receiver(&queue).expect("receiver").as_ref()).await;
+}
+
+#[tokio::test]
+async fn a_batch_to_a_broker_without_the_service_bus_batch_format_arrives_as_its_messages() {
+    let queue = declared_queue();
+    let b = broker(10);
+    let batch = (0..4)
+        .map(|i| OutgoingMessage::json(format!("b-{i}"), format!("{{\"n\":{i}}}")))
+        .collect();
+    b.sender(&queue)
+        .expect("sender")
+        .send_batch(batch)
+        .await
+        .expect("send batch");
+    let r = b.receiver(&queue).expect("receiver");
+    let mut got = receive_all(r.as_ref(), 4).await;
+    got.sort_by(|a, b| a.message_id.cmp(&b.message_id));
+    let ids: Vec<&str> = got.iter().map(|m| m.message_id.as_str()).collect();
+    assert_eq!(ids, ["b-0", "b-1", "b-2", "b-3"]);
+    for m in &got {
+        r.complete(&m.lock_token).await.expect("complete");
+    }
+    nothing_left(r.as_ref()).await;
 }
 
 #[tokio::test]

@@ -179,7 +179,8 @@ pub enum ConnectionStringError {
 
 impl ConnectionString {
     /// Parses `Endpoint=sb://<host>/;SharedAccessKeyName=<name>;SharedAccessKey=<key>`, with
-    /// `UseDevelopmentEmulator=true` selecting plain AMQP on port 5672 (the emulator).
+    /// `UseDevelopmentEmulator=true` selecting plain AMQP (the emulator) on the endpoint's
+    /// port, 5672 when it names none.
     /// Keys are case-insensitive, as in the Azure SDKs.
     pub fn parse(s: &str) -> Result<Self, ConnectionStringError> {
         let (mut endpoint, mut key_name, mut key, mut emulator) = (None, None, None, false);
@@ -197,15 +198,15 @@ impl ConnectionString {
             }
         }
         let endpoint = endpoint.ok_or(ConnectionStringError::Missing("Endpoint"))?;
-        let host = Url::parse(&endpoint)
+        let parsed = Url::parse(&endpoint)
             .ok()
-            .filter(|u| u.scheme() == "sb")
-            .and_then(|u| u.host_str().map(str::to_owned))
+            .filter(|u| u.scheme() == "sb" && u.has_host())
             .ok_or_else(|| ConnectionStringError::BadEndpoint(endpoint.clone()))?;
+        let host = parsed.host_str().unwrap_or_default();
         let key_name = key_name.ok_or(ConnectionStringError::Missing("SharedAccessKeyName"))?;
         let key = key.ok_or(ConnectionStringError::Missing("SharedAccessKey"))?;
         let url = if emulator {
-            format!("amqp://{host}:5672")
+            format!("amqp://{host}:{}", parsed.port().unwrap_or(5672))
         } else {
             format!("amqps://{host}")
         };
@@ -261,10 +262,13 @@ mod tests {
     }
 
     #[test]
-    fn the_emulator_form_uses_plain_amqp_on_5672() {
+    fn the_emulator_form_uses_plain_amqp_on_5672_or_the_endpoints_port() {
         let cs = "Endpoint=sb://localhost;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;";
         let cs = ConnectionString::parse(cs).expect("valid");
         assert_eq!(cs.url.as_str(), "amqp://localhost:5672");
+        let cs = "Endpoint=sb://127.0.0.1:5673/;SharedAccessKeyName=a;SharedAccessKey=b;UseDevelopmentEmulator=true";
+        let cs = ConnectionString::parse(cs).expect("valid");
+        assert_eq!(cs.url.as_str(), "amqp://127.0.0.1:5673");
     }
 
     #[test]
