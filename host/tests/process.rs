@@ -169,3 +169,109 @@ fn a_fresh_start_reports_monotone_startup_phases_per_function() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// `POST path` with a JSON body and extra headers on `addr`, HTTP/1.0; the status code.
+fn post(addr: &str, path: &str, body: &str, headers: &[(&str, &str)]) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    write!(
+        stream,
+        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(unix)]
+#[test]
+fn one_delivery_is_one_trace_in_the_logs_of_all_five_functions() {
+    const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut child = fabrikam()
+        .env("DEV_GATEWAY_PORT", "0")
+        .env("DEV_FIRST_FUNCTION_PORT", "0")
+        // Request lines are debug-level in the runtime; the rest stays at info.
+        .env("RUST_LOG", "info,runtime=debug")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut gateway, mut receiving) = (None, false);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (gateway.is_none() || !receiving) && Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if v["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("gateway listening"))
+        {
+            gateway = v["addr"].as_str().map(str::to_owned);
+        }
+        receiving |= v["message"] == "queue trigger receiving";
+    }
+    let gateway = gateway.expect("the gateway's address is logged");
+    let body = include_str!("../../functions/ingestion/tests/fixtures/delivery_request.json");
+    let traceparent = format!("00-{TRACE_ID}-00f067aa0ba902b7-01");
+    let status = post(
+        &gateway,
+        "/api/deliveryrequests",
+        body,
+        &[("traceparent", &traceparent)],
+    );
+    assert_eq!(status, 202);
+
+    let all = [
+        "ingestion",
+        "workflow",
+        "delivery",
+        "package",
+        "dronescheduler",
+    ];
+    // Read on a thread, so waiting for a line that never comes still ends at the deadline.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = std::collections::BTreeSet::new();
+    let mut other_traces = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen.len() < all.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(line) = rx.recv_timeout(left) else {
+            break;
+        };
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let (Some(function), Some(trace)) = (v["function"].as_str(), v["trace_id"].as_str()) else {
+            continue;
+        };
+        if trace == TRACE_ID {
+            seen.insert(function.to_owned());
+        } else if !trace.is_empty() {
+            other_traces.push(line.clone());
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let seen: Vec<&str> = seen.iter().map(String::as_str).collect();
+    let mut want = all.to_vec();
+    want.sort_unstable();
+    assert_eq!(seen, want, "functions whose logs carry the trace");
+    assert!(
+        other_traces.is_empty(),
+        "lines of this delivery in another trace: {other_traces:#?}"
+    );
+}

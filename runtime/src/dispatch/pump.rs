@@ -24,6 +24,7 @@ use crate::client::Backoff;
 use crate::lifecycle::Shutdown;
 use crate::queue::{LockToken, QueueError, QueueReceiver, ReceivedMessage};
 use crate::telemetry::Metrics;
+use crate::trace::{DIAGNOSTIC_ID, TRACEPARENT, TraceContext};
 
 /// Bounds and timeouts of one queue trigger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,8 +279,18 @@ async fn handle_one(
     stops: Stops,
 ) {
     let message = &locked.message;
+    // The producer's trace (ingestion puts it on every message), so the message's log lines
+    // join the request's trace.
+    let trace_id = message
+        .property(TRACEPARENT)
+        .or(message.property(DIAGNOSTIC_ID))
+        .and_then(TraceContext::parse)
+        .map(|t| t.trace_id())
+        .unwrap_or_default();
     let span = info_span!(
         "message",
+        function = metrics.function(),
+        trace_id,
         message_id = %message.message_id,
         delivery_count = message.delivery_count,
         operation = message.property(crate::queue::OPERATION).unwrap_or(""),

@@ -26,7 +26,13 @@ pub(super) async fn observe(
         req.headers().get(TRACEPARENT).and_then(|v| v.to_str().ok()),
     );
     req.extensions_mut().insert(trace);
-    let span = tracing::info_span!("request", method = method.as_str(), %route, trace_id = %trace.trace_id_hex());
+    let span = tracing::info_span!(
+        "request",
+        function = metrics.function(),
+        method = method.as_str(),
+        %route,
+        trace_id = %trace.trace_id_hex()
+    );
     let response = next.run(req).instrument(span.clone()).await;
     let status = response.status();
     let class = match status.as_u16() {

@@ -30,6 +30,7 @@ impl std::ops::Deref for Metrics {
 #[derive(Debug)]
 pub struct MetricSet {
     registry: Registry,
+    function: String,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
     pub queue_received: IntCounter,
@@ -58,6 +59,7 @@ impl Metrics {
             Some([("function".to_owned(), function.to_owned())].into()),
         )?;
         let m = MetricSet {
+            function: function.to_owned(),
             http_requests: IntCounterVec::new(
                 Opts::new(
                     "http_requests_total",
@@ -180,6 +182,12 @@ impl MetricSet {
         {
             self.record_phase(Phase::FirstHandled);
         }
+    }
+
+    /// The function these metrics belong to; log spans carry it too, so the five functions
+    /// of `fabrikam dev`, which share one process and one stdout, can be told apart.
+    pub fn function(&self) -> &str {
+        &self.function
     }
 
     /// The registry, for functions that add metrics of their own.
