@@ -11,9 +11,7 @@ use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 
-use host::{DevConfig, start_dev};
-use runtime::lifecycle::Shutdown;
-use support::{client, eventually, raw_get, request_sample_delivery};
+use support::{eventually, raw_get, request_sample_delivery, start_local};
 
 fn promtool_check(page: &str) -> (bool, String) {
     let mut child = Command::new("promtool")
@@ -40,11 +38,7 @@ fn promtool_check(page: &str) -> (bool, String) {
 
 #[tokio::test]
 async fn every_functions_metrics_pass_promtool_check_metrics() {
-    let shutdown = Shutdown::new();
-    let system = start_dev(DevConfig::ephemeral(), shutdown.clone())
-        .await
-        .unwrap();
-    let gw = client(system.gateway);
+    let (shutdown, system, gw) = start_local().await;
     let id = request_sample_delivery(&gw).await;
     eventually(&gw, &format!("/api/deliveries/{id}"), |d| {
         d["droneId"].is_string()

@@ -6,20 +6,13 @@ mod support;
 
 use std::time::Duration;
 
-use host::{DevConfig, start_dev};
 use http::Method;
-use runtime::lifecycle::Shutdown;
 use serde_json::json;
-use support::{call, client, dead_letter_count, eventually, request_sample_delivery};
+use support::{call, client, dead_letter_count, eventually, request_sample_delivery, start_local};
 
 #[tokio::test]
 async fn a_request_becomes_a_scheduled_delivery_then_is_rescheduled_and_cancelled() {
-    let shutdown = Shutdown::new();
-    let system = start_dev(DevConfig::ephemeral(), shutdown.clone())
-        .await
-        .unwrap();
-    let gw = client(system.gateway);
-
+    let (shutdown, system, gw) = start_local().await;
     let id = request_sample_delivery(&gw).await;
 
     let delivery = eventually(&gw, &format!("/api/Deliveries/{id}"), |d| {
@@ -81,10 +74,7 @@ async fn a_request_becomes_a_scheduled_delivery_then_is_rescheduled_and_cancelle
 
 #[tokio::test]
 async fn every_function_serves_health_readiness_and_metrics() {
-    let shutdown = Shutdown::new();
-    let system = start_dev(DevConfig::ephemeral(), shutdown.clone())
-        .await
-        .unwrap();
+    let (shutdown, system, _) = start_local().await;
     for _ in 0..100 {
         if system.is_ready() {
             break;

@@ -9,6 +9,16 @@ use runtime::client::{Backoff, CallResponse, Downstream, DownstreamPolicy};
 use runtime::telemetry::Metrics;
 use serde_json::Value;
 
+/// The whole local system on embedded defaults and free ports, and a client of its gateway.
+pub async fn start_local() -> (runtime::lifecycle::Shutdown, host::DevSystem, Downstream) {
+    let shutdown = runtime::lifecycle::Shutdown::new();
+    let system = host::start_dev(host::DevConfig::ephemeral(), shutdown.clone())
+        .await
+        .unwrap();
+    let gw = client(system.gateway);
+    (shutdown, system, gw)
+}
+
 pub fn client(addr: std::net::SocketAddr) -> Downstream {
     let policy = DownstreamPolicy {
         max_attempts: 1,
