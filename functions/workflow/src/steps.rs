@@ -9,7 +9,7 @@ use http::{Method, StatusCode};
 use runtime::MessageError;
 use runtime::client::{CallError, CallResponse, Downstream, path_segment};
 use runtime::queue::{OPERATION, ReceivedMessage};
-use runtime::trace::{DIAGNOSTIC_ID, TRACEPARENT, TraceContext};
+use runtime::trace::TraceContext;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{Instrument, info, warn};
@@ -44,11 +44,9 @@ enum StepError {
 impl Processor {
     /// Handles one message; the error says how the host should settle it.
     pub async fn handle(&self, message: ReceivedMessage) -> Result<(), MessageError> {
-        let trace = TraceContext::from_header_or_new(
-            message
-                .property(TRACEPARENT)
-                .or(message.property(DIAGNOSTIC_ID)),
-        );
+        let trace = message
+            .trace_context()
+            .unwrap_or_else(TraceContext::new_root);
         // A message without the property comes from a reference-era producer, which only
         // ever sent new deliveries.
         let operation = match message.property(OPERATION) {

@@ -24,7 +24,6 @@ use crate::client::Backoff;
 use crate::lifecycle::Shutdown;
 use crate::queue::{LockToken, QueueError, QueueReceiver, ReceivedMessage};
 use crate::telemetry::Metrics;
-use crate::trace::{DIAGNOSTIC_ID, TRACEPARENT, TraceContext};
 
 /// Bounds and timeouts of one queue trigger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,16 +280,11 @@ async fn handle_one(
     let message = &locked.message;
     // The producer's trace (ingestion puts it on every message), so the message's log lines
     // join the request's trace.
-    let trace_id = message
-        .property(TRACEPARENT)
-        .or(message.property(DIAGNOSTIC_ID))
-        .and_then(TraceContext::parse)
-        .map(|t| t.trace_id())
-        .unwrap_or_default();
+    let trace = message.trace_context();
     let span = info_span!(
         "message",
         function = metrics.function(),
-        trace_id,
+        trace_id = trace.as_ref().map(|t| tracing::field::display(t.trace_id_hex())),
         message_id = %message.message_id,
         delivery_count = message.delivery_count,
         operation = message.property(crate::queue::OPERATION).unwrap_or(""),

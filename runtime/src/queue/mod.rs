@@ -18,6 +18,8 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
+use crate::trace::{DIAGNOSTIC_ID, TRACEPARENT, TraceContext};
+
 /// Application property naming what a message asks for (`delivery|cancel|reschedule`).
 pub const OPERATION: &str = "operation";
 
@@ -70,6 +72,14 @@ pub struct ReceivedMessage {
 impl ReceivedMessage {
     pub fn property(&self, name: &str) -> Option<&str> {
         self.properties.get(name).map(String::as_str)
+    }
+
+    /// The producer's trace context: `traceparent`, or `Diagnostic-Id` from producers that
+    /// only set that; `None` when neither holds a valid one.
+    pub fn trace_context(&self) -> Option<TraceContext> {
+        self.property(TRACEPARENT)
+            .or(self.property(DIAGNOSTIC_ID))
+            .and_then(TraceContext::parse)
     }
 }
 
