@@ -186,8 +186,19 @@ fn message_id_text(id: &AmqpMessageId) -> String {
         AmqpMessageId::String(s) => s.clone(),
         AmqpMessageId::Uuid(u) => u.to_string(),
         AmqpMessageId::Ulong(n) => n.to_string(),
-        AmqpMessageId::Binary(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
+        AmqpMessageId::Binary(b) => hex(b),
     }
+}
+
+/// Lower-case hex of `bytes` (binary message ids, delivery tags), in one allocation.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 fn simple_text(v: &AmqpSimpleValue) -> Option<String> {
@@ -428,6 +439,12 @@ mod tests {
         let a = to_amqp(&OutgoingMessage::json("m", &b"{}"[..]));
         assert_eq!(from_amqp(&a, &tag, at(0)).lock_token, Some(token));
         assert_eq!(from_amqp(&a, &[7, 7], at(0)).lock_token, None);
+    }
+
+    #[test]
+    fn hex_is_lower_case_two_digits_per_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
+        assert_eq!(hex(&[]), "");
     }
 
     #[test]

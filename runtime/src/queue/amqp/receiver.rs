@@ -19,7 +19,7 @@ use chrono::Utc;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::codec::{dead_letter_error, from_amqp};
+use super::codec::{dead_letter_error, from_amqp, hex};
 use super::connection::{Connection, Live, OPEN_TIMEOUT, OPERATION_TIMEOUT, unavailable};
 use super::management::Management;
 use crate::queue::{LockToken, QueueError, QueueReceiver, ReceivedMessage};
@@ -278,8 +278,4 @@ impl QueueReceiver for AmqpQueueReceiver {
             (None, _) => Ok(Instant::now() + self.connection.settings.lock_duration),
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
