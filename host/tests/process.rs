@@ -142,7 +142,12 @@ fn a_fresh_start_reports_monotone_startup_phases_per_function() {
         }
     }
     assert_eq!(addrs.len(), 5, "{addrs:?}");
-    let order = ["config_loaded", "app_built", "triggers_ready"];
+    let order = [
+        "config_loaded",
+        "secrets_loaded",
+        "app_built",
+        "triggers_ready",
+    ];
     for (function, addr) in &addrs {
         let phases = startup_phases(&get(addr, "/metrics"));
         let mut last = 0.0;

@@ -22,6 +22,7 @@ use crate::lifecycle::{Readiness, Shutdown, shutdown_on_signals};
 use crate::queue::amqp::{AmqpBroker, Transport};
 use crate::queue::embedded::EmbeddedBroker;
 use crate::queue::{Broker, QueueError, QueueReceiver, QueueSender, QueueSettings};
+use crate::secrets::{SecretSource, SecretWatch, Secrets, SecretsError, SecretsSettings};
 use crate::telemetry::startup::{Phase, mark_process_start};
 use crate::telemetry::{LogFormat, Metrics, init_logging};
 
@@ -29,6 +30,12 @@ use crate::telemetry::{LogFormat, Metrics, init_logging};
 pub trait Function: 'static {
     /// The function's name: metrics label, log field, manifest name.
     const NAME: &'static str;
+
+    /// The secrets the function needs, by Key Vault object name (the file name in the CSI
+    /// mount, such as `Redis-AccessKey`). With a secret source configured, the host reads
+    /// them all before [`Function::build`] and start-up fails naming every missing one;
+    /// without one (local runs), functions use their own variables instead.
+    const SECRETS: &'static [&'static str] = &[];
 
     /// The function's own configuration.
     type Config: Send + 'static;
@@ -113,6 +120,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("{0}")]
@@ -124,11 +133,37 @@ pub enum StartError {
 pub struct Bindings {
     broker: Arc<dyn Broker>,
     metrics: Metrics,
+    secrets: Option<Arc<Secrets>>,
 }
 
 impl Bindings {
+    /// Bindings without a secret source: [`Bindings::secret`] is always `None`.
     pub fn new(broker: Arc<dyn Broker>, metrics: Metrics) -> Self {
-        Self { broker, metrics }
+        Self {
+            broker,
+            metrics,
+            secrets: None,
+        }
+    }
+
+    /// Bindings whose secrets come from `secrets`.
+    pub fn with_secrets(mut self, secrets: Arc<Secrets>) -> Self {
+        self.secrets = Some(secrets);
+        self
+    }
+
+    /// The declared secret `name`, following its rotations; `None` when no secret source
+    /// is configured. Asking for a secret the function did not declare in
+    /// [`Function::SECRETS`] is a start error, so a declaration cannot fall behind the code.
+    pub fn secret(&self, name: &str) -> Result<Option<SecretWatch>, StartError> {
+        let Some(secrets) = &self.secrets else {
+            return Ok(None);
+        };
+        secrets.watch(name).map(Some).ok_or_else(|| {
+            StartError::Other(format!(
+                "the secret {name} is used but not declared in Function::SECRETS"
+            ))
+        })
     }
 
     /// An output queue.
@@ -173,11 +208,14 @@ pub struct HostConfig {
     /// Where the queues live: embedded, or an AMQP 1.0 peer (Service Bus, RabbitMQ).
     pub transport: Transport,
     pub log_format: LogFormat,
+    /// Where declared secrets come from (none locally).
+    pub secrets: SecretsSettings,
 }
 
 impl HostConfig {
     /// Reads `HOST`, `PORT`, `HTTP_BODY_LIMIT_BYTES`, `SHUTDOWN_GRACE_SECONDS`, `QUEUE_*`,
-    /// `LOG_FORMAT` and the transport's variables ([`Transport::from_env`]).
+    /// `LOG_FORMAT`, the transport's variables ([`Transport::from_env`]) and the secret
+    /// source's ([`SecretsSettings::from_env`]).
     pub fn from_env(r: &mut EnvReader<'_>) -> Self {
         let secs = Duration::from_secs;
         let grace = r.seconds("SHUTDOWN_GRACE_SECONDS", secs(20), secs(0), secs(600));
@@ -236,6 +274,7 @@ impl HostConfig {
                 "text" => LogFormat::Text,
                 _ => LogFormat::Auto,
             },
+            secrets: SecretsSettings::from_env(r),
         }
     }
 }
@@ -309,7 +348,16 @@ pub async fn start<F: Function>(
         .map_err(|source| StartError::Other(source.to_string()))?;
     let metrics = Metrics::new(F::NAME)?;
     metrics.record_phase(Phase::ConfigLoaded);
-    let bindings = Bindings::new(broker, metrics.clone());
+    let mut tasks = Vec::new();
+    let mut bindings = Bindings::new(broker, metrics.clone());
+    if let Some(secrets) = load_secrets::<F>(host).await? {
+        tasks.push(tokio::spawn({
+            let (secrets, metrics, shutdown) = (secrets.clone(), metrics.clone(), shutdown.clone());
+            async move { secrets.follow_rotations(metrics, shutdown).await }
+        }));
+        bindings = bindings.with_secrets(secrets);
+    }
+    metrics.record_phase(Phase::SecretsLoaded);
     let app = F::build(config, &bindings).await?;
     metrics.record_phase(Phase::AppBuilt);
     let queue = match app.queue_trigger {
@@ -317,7 +365,6 @@ pub async fn start<F: Function>(
         None => None,
     };
     let readiness = Readiness::new(1 + usize::from(queue.is_some()));
-    let mut tasks = Vec::new();
 
     tasks.push(tokio::spawn({
         let readiness = readiness.clone();
@@ -383,6 +430,17 @@ pub async fn start<F: Function>(
         readiness,
         tasks,
     })
+}
+
+/// Reads `F`'s declared secrets from the configured source; `None` without one.
+async fn load_secrets<F: Function>(host: &HostConfig) -> Result<Option<Arc<Secrets>>, StartError> {
+    let Some(settings) = &host.secrets.source else {
+        return Ok(None);
+    };
+    let source = SecretSource::open(settings).map_err(StartError::Other)?;
+    let secrets = Secrets::load(source, F::SECRETS, host.secrets.reload_every).await?;
+    info!(function = F::NAME, secrets = ?secrets.names().collect::<Vec<_>>(), "secrets loaded");
+    Ok(Some(Arc::new(secrets)))
 }
 
 /// Runs `F` as this process's only function: reads and validates all config before binding

@@ -17,6 +17,8 @@
 //! - [`json`]: reading request bodies so every bad field is named.
 //! - [`config`], [`lifecycle`], [`telemetry`], [`trace`]: config from the environment,
 //!   shutdown and readiness, logs and metrics, W3C trace context.
+//! - [`secrets`]: secrets from the CSI mount or Key Vault, redacted, followed through
+//!   rotations.
 //! - [`function`]: the [`Function`] trait, bindings, and starting functions.
 //! - [`gateway`]: the ingress-like reverse proxy used by the local launcher.
 //!
@@ -56,6 +58,7 @@ pub mod json;
 pub mod lifecycle;
 pub mod problem;
 pub mod queue;
+pub mod secrets;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

@@ -257,3 +257,93 @@ macro_rules! per_backend {
         }
     };
 }
+
+/// A secrets mount laid out the way the Secrets Store CSI driver (and Kubernetes' atomic
+/// writer) writes it, so tests rotate secrets exactly as the driver does.
+// A mount that cannot be written is a broken test machine: stop the test there.
+#[allow(clippy::expect_used)]
+pub mod secrets {
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// `<dir>/..<version>/<name>` files, `<dir>/..data -> ..<version>`, and
+    /// `<dir>/<name> -> ..data/<name>`; removed on drop.
+    #[derive(Debug)]
+    pub struct MountedSecrets {
+        dir: PathBuf,
+        version: AtomicUsize,
+    }
+
+    impl MountedSecrets {
+        /// A fresh mount holding `objects` (name, contents).
+        pub fn new(objects: &[(&str, &str)]) -> Self {
+            let dir = std::env::temp_dir().join(format!("secrets-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(&dir).expect("create the mount directory");
+            let mount = Self {
+                dir,
+                version: AtomicUsize::new(0),
+            };
+            mount.rotate(objects);
+            mount
+        }
+
+        pub fn dir(&self) -> &Path {
+            &self.dir
+        }
+
+        /// Writes a new version holding `objects` and swaps `..data` to it in one rename,
+        /// then removes the old version, as the driver does on rotation.
+        pub fn rotate(&self, objects: &[(&str, &str)]) {
+            let n = self.version.fetch_add(1, Ordering::SeqCst);
+            let version = format!("..2026_11_21_00_00_{n:02}.{}", std::process::id());
+            let version_dir = self.dir.join(&version);
+            std::fs::create_dir(&version_dir).expect("create a version directory");
+            for (name, contents) in objects {
+                std::fs::write(version_dir.join(name), contents).expect("write an object");
+            }
+            let data = self.dir.join("..data");
+            let old = std::fs::read_link(&data).ok();
+            let staged = self.dir.join("..data_tmp");
+            let _ = std::fs::remove_file(&staged);
+            std::os::unix::fs::symlink(&version, &staged).expect("stage the ..data link");
+            std::fs::rename(&staged, &data).expect("swap ..data");
+            for (name, _) in objects {
+                let link = self.dir.join(name);
+                if std::fs::symlink_metadata(&link).is_err() {
+                    std::os::unix::fs::symlink(Path::new("..data").join(name), &link)
+                        .expect("link an object");
+                }
+            }
+            if let Some(old) = old {
+                let _ = std::fs::remove_dir_all(self.dir.join(old));
+            }
+        }
+    }
+
+    impl Drop for MountedSecrets {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Reading a Prometheus text page.
+pub mod metrics {
+    /// The value of the sample of `metric` whose labels include every pair in `labels`,
+    /// whatever their order on the line.
+    pub fn sample(page: &str, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        page.lines().find_map(|line| {
+            let rest = line.strip_prefix(metric)?;
+            let (label_set, value) = match rest.strip_prefix('{') {
+                Some(rest) => rest.split_once("} ")?,
+                None => ("", rest.strip_prefix(' ')?),
+            };
+            let all = labels.iter().all(|(k, v)| {
+                label_set
+                    .split(',')
+                    .any(|pair| pair == format!("{k}=\"{v}\""))
+            });
+            if all { value.trim().parse().ok() } else { None }
+        })
+    }
+}

@@ -26,6 +26,7 @@ use contracts::requests::{DeliveryDocument, UserAccount};
 use contracts::{ConfirmationType, OwnerMonth, read_location};
 use runtime::http::Json;
 use runtime::json::Validator;
+use runtime::secrets::SecretWatch;
 use runtime::store::Upsert;
 use runtime::store::redis::RedisSettings;
 use runtime::{
@@ -72,17 +73,26 @@ impl DeliveryConfig {
         }
     }
 
-    /// The store the settings choose.
-    pub fn store(&self) -> Result<Arc<dyn DeliveryStore>, StartError> {
-        Ok(match &self.redis {
-            Some(settings) => {
+    /// The store the settings choose; `access_key` is the [`REDIS_ACCESS_KEY`] secret when a
+    /// secret source is configured.
+    pub fn store(
+        &self,
+        access_key: Option<SecretWatch>,
+    ) -> Result<Arc<dyn DeliveryStore>, StartError> {
+        Ok(match (&self.redis, access_key) {
+            (Some(settings), access_key) => {
                 tracing::info!(server = %settings.server(), "delivery store: Redis");
                 Arc::new(
-                    RedisDeliveryStore::new(settings)
+                    RedisDeliveryStore::new(settings, access_key)
                         .map_err(|e| StartError::Other(format!("Redis: {e}")))?,
                 )
             }
-            None => Arc::new(MemoryDeliveryStore::default()),
+            (None, Some(_)) => {
+                return Err(StartError::Other(format!(
+                    "the secret {REDIS_ACCESS_KEY} is provided but REDIS_URL is not set"
+                )));
+            }
+            (None, None) => Arc::new(MemoryDeliveryStore::default()),
         })
     }
 }
@@ -91,16 +101,21 @@ impl DeliveryConfig {
 #[derive(Debug)]
 pub struct Delivery;
 
+/// The Key Vault object holding the Redis access key (`infra/` writes it).
+pub const REDIS_ACCESS_KEY: &str = "Redis-AccessKey";
+
 impl Function for Delivery {
     const NAME: &'static str = "delivery";
+    const SECRETS: &'static [&'static str] = &[REDIS_ACCESS_KEY];
     type Config = DeliveryConfig;
 
     fn config(env: &mut EnvReader<'_>) -> DeliveryConfig {
         DeliveryConfig::from_env(env)
     }
 
-    async fn build(config: DeliveryConfig, _: &Bindings) -> Result<App, StartError> {
-        Ok(App::http(routes(config.store()?, config)))
+    async fn build(config: DeliveryConfig, bindings: &Bindings) -> Result<App, StartError> {
+        let access_key = bindings.secret(REDIS_ACCESS_KEY)?;
+        Ok(App::http(routes(config.store(access_key)?, config)))
     }
 }
 

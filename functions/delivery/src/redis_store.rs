@@ -16,6 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
+use runtime::secrets::SecretWatch;
 use runtime::store::redis::{RedisSettings, failed};
 use runtime::store::{StoreError, Upsert};
 use serde::Serialize;
@@ -85,9 +86,13 @@ impl std::fmt::Debug for RedisDeliveryStore {
 
 impl RedisDeliveryStore {
     /// Connects lazily: the first call connects, and later calls reconnect after an outage.
-    pub fn new(settings: &RedisSettings) -> Result<Self, StoreError> {
+    /// With `access_key`, connections sign in with it and follow its rotations.
+    pub fn new(
+        settings: &RedisSettings,
+        access_key: Option<SecretWatch>,
+    ) -> Result<Self, StoreError> {
         Ok(Self {
-            connection: settings.connect()?,
+            connection: settings.connect(access_key)?,
             prefix: settings.key_prefix.clone(),
         })
     }

@@ -45,7 +45,7 @@ impl Harness {
                 let settings = RedisSettings::from_env(&mut r).unwrap();
                 r.finish().unwrap();
                 (
-                    Arc::new(RedisDeliveryStore::new(&settings).unwrap()),
+                    Arc::new(RedisDeliveryStore::new(&settings, None).unwrap()),
                     Some(settings),
                 )
             }
@@ -60,7 +60,7 @@ impl Harness {
     /// Every Redis key this harness wrote, with its remaining TTL in ms (-1: none).
     async fn redis_keys(&self) -> Vec<(String, i64)> {
         let settings = self.redis.as_ref().unwrap();
-        let mut connection = settings.connect().unwrap();
+        let mut connection = settings.connect(None).unwrap();
         let keys: Vec<String> = connection
             .keys(format!("{}*", settings.key_prefix))
             .await

@@ -25,7 +25,8 @@ use contracts::requests::PackageDetail;
 use contracts::{Location, OwnerMonth, PackageSize, read_location};
 use runtime::http::Json;
 use runtime::json::Validator;
-use runtime::store::mongo::MongoSettings;
+use runtime::secrets::SecretWatch;
+use runtime::store::mongo::{CONNECTION_STRING_SECRET, MongoSettings};
 use runtime::{
     ApiError, App, Bindings, EnvReader, Function, JsonBody, Routes, StartError, check_id,
 };
@@ -69,8 +70,9 @@ pub struct Plan {
 pub struct SchedulerConfig {
     pub fleet_size: u32,
     pub speed_mph: f64,
-    /// MongoDB when set; the embedded store otherwise.
-    pub mongo: Option<MongoSettings>,
+    /// MongoDB when a connection string is set (or the secret brings one); the embedded
+    /// store otherwise.
+    pub mongo: MongoSettings,
 }
 
 impl Default for SchedulerConfig {
@@ -78,7 +80,7 @@ impl Default for SchedulerConfig {
         Self {
             fleet_size: 100,
             speed_mph: 40.0,
-            mongo: None,
+            mongo: MongoSettings::embedded("dronescheduler"),
         }
     }
 }
@@ -98,17 +100,23 @@ impl SchedulerConfig {
 
     /// The store the settings choose; with MongoDB, connects, creates the indexes and
     /// seeds the fleet.
-    pub async fn store(&self) -> Result<Arc<dyn DroneStore>, StartError> {
+    /// `connection_string` is the [`CONNECTION_STRING_SECRET`] secret when a secret
+    /// source is configured.
+    pub async fn store(
+        &self,
+        connection_string: Option<SecretWatch>,
+    ) -> Result<Arc<dyn DroneStore>, StartError> {
         let drones = fleet(self.fleet_size);
-        let Some(settings) = &self.mongo else {
-            return Ok(Arc::new(MemoryDroneStore::new(drones)));
-        };
-        let store = settings
-            .open(DroneScheduler::NAME, async |db| {
-                MongoDroneStore::open(&db, &drones).await
+        let opened = self
+            .mongo
+            .open(DroneScheduler::NAME, connection_string, async |db| {
+                MongoDroneStore::open(db, &drones).await
             })
             .await?;
-        Ok(Arc::new(store))
+        Ok(match opened {
+            Some(store) => Arc::new(store),
+            None => Arc::new(MemoryDroneStore::new(drones)),
+        })
     }
 }
 
@@ -123,14 +131,19 @@ pub struct DroneScheduler;
 
 impl Function for DroneScheduler {
     const NAME: &'static str = "dronescheduler";
+    const SECRETS: &'static [&'static str] = &[CONNECTION_STRING_SECRET];
     type Config = SchedulerConfig;
 
     fn config(env: &mut EnvReader<'_>) -> SchedulerConfig {
         SchedulerConfig::from_env(env)
     }
 
-    async fn build(config: SchedulerConfig, _: &Bindings) -> Result<App, StartError> {
-        Ok(App::http(routes(config.store().await?, config)))
+    async fn build(config: SchedulerConfig, bindings: &Bindings) -> Result<App, StartError> {
+        let connection_string = bindings.secret(CONNECTION_STRING_SECRET)?;
+        Ok(App::http(routes(
+            config.store(connection_string).await?,
+            config,
+        )))
     }
 }
 

@@ -12,11 +12,11 @@
 //! race for the same delivery, the claim is given back and the winner's drone used.
 
 use async_trait::async_trait;
+use mongodb::Collection;
 use mongodb::bson::doc;
-use mongodb::{Collection, Database};
 use rand::seq::SliceRandom;
 use runtime::store::StoreError;
-use runtime::store::mongo::{ensure_index, failed};
+use runtime::store::mongo::{MongoDatabase, ensure_index, failed};
 use serde::{Deserialize, Serialize};
 
 use crate::store::{AssignError, DroneStore, plan_assignment};
@@ -52,32 +52,37 @@ impl From<Assignment> for AssignmentDoc {
 /// Assignments and the fleet's load in MongoDB.
 #[derive(Debug, Clone)]
 pub struct MongoDroneStore {
-    drones: Collection<DroneDoc>,
-    assignments: Collection<AssignmentDoc>,
+    database: MongoDatabase,
 }
 
 impl MongoDroneStore {
     /// Opens the collections, creates the indexes and seeds the fleet; every step is a
     /// no-op when already done, so any number of replicas may start at once.
-    pub async fn open(database: &Database, fleet: &[String]) -> Result<Self, StoreError> {
-        let store = Self {
-            drones: database.collection("drones"),
-            assignments: database.collection("assignments"),
-        };
+    pub async fn open(database: MongoDatabase, fleet: &[String]) -> Result<Self, StoreError> {
+        let store = Self { database };
         ensure_index(
-            &store.assignments,
+            &store.assignments(),
             doc! {"ownerId": 1, "month": 1},
             "ownerId_month",
         )
         .await?;
         ensure_index(
-            &store.drones,
+            &store.drones(),
             doc! {"active": 1, "load": 1, "_id": 1},
             "least_loaded",
         )
         .await?;
         store.seed(fleet).await?;
         Ok(store)
+    }
+
+    /// The collections, on the client the current connection string made.
+    fn drones(&self) -> Collection<DroneDoc> {
+        self.database.collection("drones")
+    }
+
+    fn assignments(&self) -> Collection<AssignmentDoc> {
+        self.database.collection("assignments")
     }
 
     async fn seed(&self, fleet: &[String]) -> Result<(), StoreError> {
@@ -87,20 +92,20 @@ impl MongoDroneStore {
             active: true,
         });
         // Unordered, so drones that exist already (duplicate keys) do not stop the rest.
-        if let Err(e) = self.drones.insert_many(new_drones).ordered(false).await {
+        if let Err(e) = self.drones().insert_many(new_drones).ordered(false).await {
             match failed(e) {
                 StoreError::Conflict(_) => {}
                 other => return Err(other),
             }
         }
-        self.drones
+        self.drones()
             .update_many(
                 doc! {"_id": {"$in": fleet.to_vec()}},
                 doc! {"$set": {"active": true}},
             )
             .await
             .map_err(failed)?;
-        self.drones
+        self.drones()
             .update_many(
                 doc! {"_id": {"$nin": fleet.to_vec()}},
                 doc! {"$set": {"active": false}},
@@ -112,7 +117,7 @@ impl MongoDroneStore {
 
     async fn find(&self, delivery_id: &str) -> Result<Option<Assignment>, StoreError> {
         let found = self
-            .assignments
+            .assignments()
             .find_one(doc! {"_id": delivery_id})
             .await
             .map_err(failed)?;
@@ -126,7 +131,7 @@ impl MongoDroneStore {
         speed_mph: f64,
     ) -> Result<Assignment, AssignError> {
         let updated = plan_assignment(plan, Some(existing), &existing.drone_id, speed_mph)?;
-        self.assignments
+        self.assignments()
             .replace_one(
                 doc! {"_id": &updated.delivery_id},
                 AssignmentDoc::from(updated.clone()),
@@ -149,7 +154,7 @@ impl MongoDroneStore {
         const CANDIDATES: i64 = 32;
         for round in 1..=ROUNDS {
             let mut cursor = self
-                .drones
+                .drones()
                 .find(doc! {"active": true})
                 .sort(doc! {"load": 1, "_id": 1})
                 .limit(CANDIDATES)
@@ -170,7 +175,7 @@ impl MongoDroneStore {
                     filter.insert("load", drone.load);
                 }
                 let claimed = self
-                    .drones
+                    .drones()
                     .update_one(filter, doc! {"$inc": {"load": 1}})
                     .await
                     .map_err(failed)?;
@@ -185,7 +190,7 @@ impl MongoDroneStore {
     }
 
     async fn unclaim_drone(&self, drone_id: &str) -> Result<(), StoreError> {
-        self.drones
+        self.drones()
             .update_one(
                 doc! {"_id": drone_id, "load": {"$gt": 0}},
                 doc! {"$inc": {"load": -1}},
@@ -207,7 +212,7 @@ impl DroneStore for MongoDroneStore {
         let drone_id = self.claim_drone().await?;
         let assignment = plan_assignment(plan.clone(), None, &drone_id, speed_mph)?;
         match self
-            .assignments
+            .assignments()
             .insert_one(AssignmentDoc::from(assignment.clone()))
             .await
             .map_err(failed)
@@ -232,7 +237,7 @@ impl DroneStore for MongoDroneStore {
 
     async fn release(&self, delivery_id: &str) -> Result<Option<String>, StoreError> {
         let Some(removed) = self
-            .assignments
+            .assignments()
             .find_one_and_delete(doc! {"_id": delivery_id})
             .await
             .map_err(failed)?
@@ -250,7 +255,7 @@ impl DroneStore for MongoDroneStore {
         month: &str,
     ) -> Result<Vec<Assignment>, StoreError> {
         let mut cursor = self
-            .assignments
+            .assignments()
             .find(doc! {"ownerId": owner_id, "month": month})
             .await
             .map_err(failed)?;

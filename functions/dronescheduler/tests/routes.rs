@@ -34,7 +34,7 @@ async fn client_in(backend: Backend, drones: u32, database: &str) -> TestClient 
     let mut r = EnvReader::new(&env);
     let config = SchedulerConfig::from_env(&mut r);
     r.finish().unwrap();
-    TestClient::new(routes(config.store().await.unwrap(), config))
+    TestClient::new(routes(config.store(None).await.unwrap(), config))
 }
 
 runtime::per_backend!(Backend { embedded => Embedded, on_mongo => Mongo }:

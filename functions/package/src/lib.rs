@@ -17,8 +17,9 @@ use axum::routing::get;
 use contracts::PackageSize;
 use runtime::http::Json;
 use runtime::json::Validator;
+use runtime::secrets::SecretWatch;
 use runtime::store::Upsert;
-use runtime::store::mongo::MongoSettings;
+use runtime::store::mongo::{CONNECTION_STRING_SECRET, MongoSettings};
 use runtime::{
     ApiError, App, Bindings, EnvReader, Function, JsonBody, Routes, StartError, check_id,
 };
@@ -66,10 +67,19 @@ impl PackagePatch {
 }
 
 /// Configuration: the store.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PackageConfig {
-    /// MongoDB when set; the embedded store otherwise.
-    pub mongo: Option<MongoSettings>,
+    /// MongoDB when a connection string is set (or the secret brings one); the embedded
+    /// store otherwise.
+    pub mongo: MongoSettings,
+}
+
+impl Default for PackageConfig {
+    fn default() -> Self {
+        Self {
+            mongo: MongoSettings::embedded("package"),
+        }
+    }
 }
 
 impl PackageConfig {
@@ -82,14 +92,22 @@ impl PackageConfig {
     }
 
     /// The store the settings choose; with MongoDB, connects and creates the indexes.
-    pub async fn store(&self) -> Result<Arc<dyn PackageStore>, StartError> {
-        let Some(settings) = &self.mongo else {
-            return Ok(Arc::new(MemoryPackageStore::default()));
-        };
-        let store = settings
-            .open(Package::NAME, async |db| MongoPackageStore::open(&db).await)
+    /// `connection_string` is the [`CONNECTION_STRING_SECRET`] secret when a secret
+    /// source is configured.
+    pub async fn store(
+        &self,
+        connection_string: Option<SecretWatch>,
+    ) -> Result<Arc<dyn PackageStore>, StartError> {
+        let opened = self
+            .mongo
+            .open(Package::NAME, connection_string, async |db| {
+                MongoPackageStore::open(db).await
+            })
             .await?;
-        Ok(Arc::new(store))
+        Ok(match opened {
+            Some(store) => Arc::new(store),
+            None => Arc::new(MemoryPackageStore::default()),
+        })
     }
 }
 
@@ -99,14 +117,16 @@ pub struct Package;
 
 impl Function for Package {
     const NAME: &'static str = "package";
+    const SECRETS: &'static [&'static str] = &[CONNECTION_STRING_SECRET];
     type Config = PackageConfig;
 
     fn config(env: &mut EnvReader<'_>) -> PackageConfig {
         PackageConfig::from_env(env)
     }
 
-    async fn build(config: PackageConfig, _: &Bindings) -> Result<App, StartError> {
-        Ok(App::http(routes(config.store().await?)))
+    async fn build(config: PackageConfig, bindings: &Bindings) -> Result<App, StartError> {
+        let connection_string = bindings.secret(CONNECTION_STRING_SECRET)?;
+        Ok(App::http(routes(config.store(connection_string).await?)))
     }
 }
 

@@ -4,9 +4,9 @@
 //! index on `ownerId` serves the weight summary.
 
 use async_trait::async_trait;
+use mongodb::Collection;
 use mongodb::bson::{Document, doc};
-use mongodb::{Collection, Database};
-use runtime::store::mongo::{ensure_index, failed};
+use runtime::store::mongo::{MongoDatabase, ensure_index, failed};
 use runtime::store::{StoreError, Upsert};
 use serde::{Deserialize, Serialize};
 
@@ -34,20 +34,25 @@ impl From<PackageRecord> for PackageDoc {
 /// Packages in MongoDB.
 #[derive(Debug, Clone)]
 pub struct MongoPackageStore {
-    packages: Collection<PackageDoc>,
+    database: MongoDatabase,
 }
 
 impl MongoPackageStore {
     /// Opens the collection and creates its index (a no-op when it exists).
-    pub async fn open(database: &Database) -> Result<Self, StoreError> {
-        let packages = database.collection::<PackageDoc>("packages");
-        ensure_index(&packages, doc! {"ownerId": 1}, "ownerId").await?;
-        Ok(Self { packages })
+    pub async fn open(database: MongoDatabase) -> Result<Self, StoreError> {
+        let store = Self { database };
+        ensure_index(&store.packages(), doc! {"ownerId": 1}, "ownerId").await?;
+        Ok(store)
+    }
+
+    /// The collection, on the client the current connection string made.
+    fn packages(&self) -> Collection<PackageDoc> {
+        self.database.collection("packages")
     }
 
     async fn replace(&self, record: &PackageDoc) -> Result<Upsert, StoreError> {
         let result = self
-            .packages
+            .packages()
             .replace_one(doc! {"_id": &record.id}, record)
             .upsert(true)
             .await
@@ -64,7 +69,7 @@ impl MongoPackageStore {
 impl PackageStore for MongoPackageStore {
     async fn get(&self, id: &str) -> Result<Option<PackageRecord>, StoreError> {
         let found = self
-            .packages
+            .packages()
             .find_one(doc! {"_id": id})
             .await
             .map_err(failed)?;
@@ -98,7 +103,7 @@ impl PackageStore for MongoPackageStore {
             return Ok(self.get(id).await?.is_some());
         }
         let result = self
-            .packages
+            .packages()
             .update_one(doc! {"_id": id}, doc! {"$set": set})
             .await
             .map_err(failed)?;
@@ -107,7 +112,7 @@ impl PackageStore for MongoPackageStore {
 
     async fn total_weight(&self, owner_id: &str) -> Result<f64, StoreError> {
         let mut cursor = self
-            .packages
+            .packages()
             .aggregate([
                 doc! {"$match": {"ownerId": owner_id}},
                 doc! {"$group": {"_id": null, "total": {"$sum": "$weight"}}},

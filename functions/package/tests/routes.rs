@@ -29,7 +29,7 @@ async fn client(backend: Backend) -> TestClient {
     let mut r = EnvReader::new(&env);
     let config = PackageConfig::from_env(&mut r);
     r.finish().unwrap();
-    TestClient::new(routes(config.store().await.unwrap()))
+    TestClient::new(routes(config.store(None).await.unwrap()))
 }
 
 runtime::per_backend!(Backend { embedded => Embedded, on_mongo => Mongo }:

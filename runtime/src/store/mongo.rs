@@ -2,6 +2,7 @@
 //! errors, for the functions whose store is MongoDB.
 
 use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use mongodb::bson::Document;
@@ -12,11 +13,18 @@ use mongodb::{Client, Collection, Database, IndexModel};
 use super::StoreError;
 use crate::config::EnvReader;
 use crate::function::StartError;
+use crate::secrets::SecretWatch;
+
+/// The Key Vault object holding the Cosmos DB (MongoDB) connection string, for the
+/// functions whose store is MongoDB (`infra/` writes it to each one's vault).
+pub const CONNECTION_STRING_SECRET: &str = "MongoDb-ConnectionString";
 
 /// Where the MongoDB server is and which database the function owns.
 #[derive(Clone)]
 pub struct MongoSettings {
-    uri: ConnectionString,
+    /// From `MONGODB_URI` or `MONGODB_URI_FILE`; `None` when neither is set (the
+    /// connection string may then come from a declared secret).
+    uri: Option<ConnectionString>,
     pub database: String,
     /// Longest wait for a usable server before a call fails as unavailable.
     pub timeout: Duration,
@@ -26,7 +34,7 @@ impl fmt::Debug for MongoSettings {
     // Written by hand: the connection string carries the account key.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MongoSettings")
-            .field("hosts", &self.hosts())
+            .field("hosts", &self.uri.as_ref().map(hosts))
             .field("database", &self.database)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
@@ -34,15 +42,19 @@ impl fmt::Debug for MongoSettings {
 }
 
 impl MongoSettings {
+    /// No server: the embedded store, unless a secret brings a connection string.
+    pub fn embedded(database: &str) -> Self {
+        Self {
+            uri: None,
+            database: database.to_owned(),
+            timeout: Duration::from_secs(3),
+        }
+    }
+
     /// Reads `MONGODB_URI` or `MONGODB_URI_FILE` (a file holding the connection string,
     /// which carries the account key on Cosmos DB), the function's database name from
     /// `database_var` (default `default_database`) and `MONGODB_TIMEOUT_MS` (default 3000).
-    /// `None` when no URI is set: the embedded store is used.
-    pub fn from_env(
-        r: &mut EnvReader<'_>,
-        database_var: &str,
-        default_database: &str,
-    ) -> Option<Self> {
+    pub fn from_env(r: &mut EnvReader<'_>, database_var: &str, default_database: &str) -> Self {
         let inline = r.raw("MONGODB_URI");
         let from_file = r.secret_file("MONGODB_URI_FILE");
         let database = r.string(database_var, default_database);
@@ -58,75 +70,157 @@ impl MongoSettings {
             Duration::from_millis(100),
             Duration::from_secs(120),
         );
-        let (variable, raw) = match (inline, from_file) {
+        let uri = match (inline, from_file) {
             (Some(_), Some(_)) => {
                 r.problem(
                     "MONGODB_URI",
                     "set either MONGODB_URI or MONGODB_URI_FILE, not both",
                 );
-                return None;
-            }
-            (Some(uri), None) => ("MONGODB_URI", uri),
-            (None, Some(uri)) => ("MONGODB_URI_FILE", uri),
-            (None, None) => return None,
-        };
-        // The parser's message may quote the string, key included, so it is not passed on.
-        match ConnectionString::parse(&raw) {
-            Ok(uri) => Some(Self {
-                uri,
-                database,
-                timeout,
-            }),
-            Err(_) => {
-                r.problem(
-                    variable,
-                    "is not a MongoDB connection string (mongodb://host:port/?options or \
-                     mongodb+srv://host/?options)",
-                );
                 None
             }
+            (Some(uri), None) => parse_uri(&uri)
+                .map_err(|why| r.problem("MONGODB_URI", why))
+                .ok(),
+            (None, Some(uri)) => parse_uri(&uri)
+                .map_err(|why| r.problem("MONGODB_URI_FILE", why))
+                .ok(),
+            (None, None) => None,
+        };
+        Self {
+            uri,
+            database,
+            timeout,
         }
     }
 
-    /// The hosts, for logs (never the credentials).
-    pub fn hosts(&self) -> String {
-        match &self.uri.host_info {
-            mongodb::options::HostInfo::HostIdentifiers(hosts) => hosts
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-            mongodb::options::HostInfo::DnsRecord(name) => format!("srv:{name}"),
-            _ => "unknown".into(),
-        }
+    /// Whether the environment names a server (`MONGODB_URI` or `MONGODB_URI_FILE`).
+    pub fn has_uri(&self) -> bool {
+        self.uri.is_some()
     }
 
     /// Connects and runs the store's start-up (indexes, seeding) on the function's
-    /// database; a failure is a start error naming the hosts.
+    /// database; `Ok(None)` when no server is configured (the embedded store is used).
+    ///
+    /// The connection string comes from the environment or from `secret` (the declared
+    /// secret, such as `MongoDb-ConnectionString`), not both. With the secret, every
+    /// rotation connects a new client with the new string and later calls use it; calls
+    /// already running finish on the old one.
     pub async fn open<T>(
         &self,
         app_name: &str,
-        start: impl AsyncFnOnce(Database) -> Result<T, StoreError>,
-    ) -> Result<T, StartError> {
-        tracing::info!(hosts = %self.hosts(), database = %self.database, function = app_name, "store: MongoDB");
-        let opened = async { start(self.connect(app_name).await?).await };
+        secret: Option<SecretWatch>,
+        start: impl AsyncFnOnce(MongoDatabase) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StartError> {
+        let uri = match (&self.uri, &secret) {
+            (None, None) => return Ok(None),
+            (Some(_), Some(s)) => {
+                return Err(StartError::Other(format!(
+                    "MONGODB_URI or MONGODB_URI_FILE is set and the secret {} provides the \
+                     connection string too: keep one",
+                    s.name()
+                )));
+            }
+            (Some(uri), None) => uri.clone(),
+            (None, Some(s)) => parse_uri(s.current().expose())
+                .map_err(|why| StartError::Other(format!("the secret {}: {why}", s.name())))?,
+        };
+        let where_ = hosts(&uri);
+        tracing::info!(hosts = %where_, database = %self.database, function = app_name, "store: MongoDB");
+        let opened = async {
+            let database = MongoDatabase::new(self.connect(uri, app_name).await?);
+            if let Some(secret) = secret {
+                tokio::spawn(
+                    self.clone()
+                        .follow(database.clone(), secret, app_name.to_owned()),
+                );
+            }
+            start(database).await
+        };
         opened
             .await
-            .map_err(|e| StartError::Other(format!("MongoDB ({}): {e}", self.hosts())))
+            .map(Some)
+            .map_err(|e| StartError::Other(format!("MongoDB ({where_}): {e}")))
     }
 
-    /// The function's database. The driver connects in the background and reconnects
-    /// after failures; calls made while no server is reachable fail after `timeout`.
-    pub async fn connect(&self, app_name: &str) -> Result<Database, StoreError> {
+    /// Reconnects `database` with each new value of `secret`, until the secret source stops.
+    async fn follow(self, database: MongoDatabase, mut secret: SecretWatch, app_name: String) {
+        while let Some(value) = secret.changed().await {
+            let connected = match parse_uri(value.expose()) {
+                Ok(uri) => self.connect(uri, &app_name).await,
+                Err(why) => Err(StoreError::Rejected(why)),
+            };
+            match connected {
+                Ok(db) => {
+                    database.replace(db);
+                    tracing::info!(function = %app_name, secret = secret.name(), "MongoDB: new calls use the rotated connection string");
+                }
+                Err(e) => {
+                    tracing::warn!(function = %app_name, secret = secret.name(), error = %e, "MongoDB: the rotated connection string is unusable; keeping the current client");
+                }
+            }
+        }
+    }
+
+    /// The function's database on `uri`. The driver connects in the background and
+    /// reconnects after failures; calls made while no server is reachable fail after
+    /// `timeout`.
+    async fn connect(&self, uri: ConnectionString, app_name: &str) -> Result<Database, StoreError> {
         crate::tls::install_provider();
-        let mut options = ClientOptions::parse(self.uri.clone())
-            .await
-            .map_err(|e| classify(&e))?;
+        let mut options = ClientOptions::parse(uri).await.map_err(|e| classify(&e))?;
         options.app_name = Some(app_name.to_owned());
         options.server_selection_timeout = Some(self.timeout);
         options.connect_timeout = Some(self.timeout);
         let client = Client::with_options(options).map_err(|e| classify(&e))?;
         Ok(client.database(&self.database))
+    }
+}
+
+/// The function's database, on whichever client the current connection string made.
+#[derive(Debug, Clone)]
+pub struct MongoDatabase {
+    current: Arc<RwLock<Database>>,
+}
+
+impl MongoDatabase {
+    pub fn new(database: Database) -> Self {
+        Self {
+            current: Arc::new(RwLock::new(database)),
+        }
+    }
+
+    /// A collection on the current client (cheap: handles share the client).
+    pub fn collection<T: Send + Sync>(&self, name: &str) -> Collection<T> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .collection(name)
+    }
+
+    fn replace(&self, database: Database) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = database;
+    }
+}
+
+/// Parses a connection string without echoing it: the parser's message may quote the
+/// string, key included.
+fn parse_uri(raw: &str) -> Result<ConnectionString, String> {
+    ConnectionString::parse(raw).map_err(|_| {
+        "is not a MongoDB connection string (mongodb://host:port/?options or \
+         mongodb+srv://host/?options)"
+            .to_owned()
+    })
+}
+
+/// The hosts, for logs (never the credentials).
+fn hosts(uri: &ConnectionString) -> String {
+    match &uri.host_info {
+        mongodb::options::HostInfo::HostIdentifiers(hosts) => hosts
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        mongodb::options::HostInfo::DnsRecord(name) => format!("srv:{name}"),
+        _ => "unknown".into(),
     }
 }
 
@@ -215,12 +309,7 @@ mod tests {
     use super::*;
     use crate::config::MapEnv;
 
-    fn read(
-        env: &MapEnv,
-    ) -> (
-        Option<MongoSettings>,
-        Result<(), crate::config::ConfigError>,
-    ) {
+    fn read(env: &MapEnv) -> (MongoSettings, Result<(), crate::config::ConfigError>) {
         let mut r = EnvReader::new(env);
         let settings = MongoSettings::from_env(&mut r, "PACKAGE_DATABASE", "package");
         (settings, r.finish())
@@ -229,7 +318,7 @@ mod tests {
     #[test]
     fn unset_means_embedded() {
         let (settings, result) = read(&MapEnv::new());
-        assert!(settings.is_none());
+        assert!(!settings.has_uri());
         result.unwrap();
     }
 
@@ -244,9 +333,8 @@ mod tests {
         ]);
         let (settings, result) = read(&env);
         result.unwrap();
-        let settings = settings.unwrap();
         assert_eq!(settings.database, "pkg_test");
-        assert_eq!(settings.hosts(), "127.0.0.1:27017");
+        assert_eq!(settings.uri.as_ref().map(hosts).unwrap(), "127.0.0.1:27017");
     }
 
     #[test]
@@ -265,7 +353,7 @@ mod tests {
     fn debug_output_hides_the_credentials() {
         let env = MapEnv::from([("MONGODB_URI", "mongodb://user:hunter2@db:10255/?ssl=true")]);
         let (settings, _) = read(&env);
-        let printed = format!("{:?}", settings.unwrap());
+        let printed = format!("{settings:?}");
         assert!(
             printed.contains("db:10255") && !printed.contains("hunter2"),
             "{printed}"

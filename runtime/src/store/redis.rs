@@ -8,11 +8,16 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use std::pin::Pin;
+
+use futures_util::{Stream, StreamExt as _};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ConnectionAddr, ConnectionInfo, ErrorKind, RedisError, ServerErrorKind};
+use redis::auth::{BasicAuth, StreamingCredentialsProvider};
+use redis::{ConnectionAddr, ConnectionInfo, ErrorKind, RedisError, RedisResult, ServerErrorKind};
 
 use super::StoreError;
 use crate::config::EnvReader;
+use crate::secrets::{Secret, SecretWatch};
 
 /// Where the Redis server is and how to sign in.
 #[derive(Clone)]
@@ -81,10 +86,15 @@ impl RedisSettings {
     }
 
     /// A connection manager that connects on first use and reconnects after failures.
-    pub fn connect(&self) -> Result<ConnectionManager, StoreError> {
+    ///
+    /// With `password` (the declared secret, such as `Redis-AccessKey`), every connection
+    /// signs in with its current value, replacing one from the URL or
+    /// `REDIS_PASSWORD_FILE`; when it rotates, the live connection re-authenticates and
+    /// reconnections use the new value.
+    pub fn connect(&self, password: Option<SecretWatch>) -> Result<ConnectionManager, StoreError> {
         crate::tls::install_provider();
         let client = redis::Client::open(self.info.clone()).map_err(|e| classify(&e))?;
-        let config = ConnectionManagerConfig::new()
+        let mut config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout))
             // Reconnection is retried a few times per failed call; between calls the
@@ -92,7 +102,45 @@ impl RedisSettings {
             .set_number_of_retries(3)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_secs(1));
+        if let Some(password) = password {
+            let username = self
+                .info
+                .redis_settings()
+                .username()
+                .unwrap_or("default")
+                .to_owned();
+            config = config.set_credentials_provider(RotatingPassword { username, password });
+        }
         ConnectionManager::new_lazy_with_config(client, config).map_err(|e| classify(&e))
+    }
+}
+
+/// Credentials that follow a rotating secret, in the shape the redis crate's token-based
+/// authentication takes: each subscription yields the current value, then every new one.
+struct RotatingPassword {
+    username: String,
+    password: SecretWatch,
+}
+
+impl StreamingCredentialsProvider for RotatingPassword {
+    fn subscribe(&self) -> Pin<Box<dyn Stream<Item = RedisResult<BasicAuth>> + Send + 'static>> {
+        let mut watch = self.password.clone();
+        watch.mark_seen();
+        let auth = |username: &str, value: Secret| {
+            Ok(BasicAuth::new(
+                username.to_owned(),
+                value.expose().to_owned(),
+            ))
+        };
+        let first = auth(&self.username, watch.current());
+        let rotations = futures_util::stream::unfold(
+            (watch, self.username.clone()),
+            move |(mut watch, username)| async move {
+                let value = watch.changed().await?;
+                Some((auth(&username, value), (watch, username)))
+            },
+        );
+        Box::pin(futures_util::stream::once(async move { first }).chain(rotations))
     }
 }
 

@@ -43,6 +43,7 @@ pub struct MetricSet {
     pub downstream_duration: HistogramVec,
     pub downstream_retries: IntCounterVec,
     pub downstream_breaker_open: IntGaugeVec,
+    pub secret_reloads: IntCounterVec,
     startup_phase: GaugeVec,
     first_handled: AtomicBool,
 }
@@ -134,6 +135,13 @@ impl Metrics {
                 ),
                 &["downstream"],
             )?,
+            secret_reloads: IntCounterVec::new(
+                Opts::new(
+                    "secret_reloads_total",
+                    "Secrets re-read from the source that changed (rotated) or could not be read (failed), by secret name.",
+                ),
+                &["secret", "outcome"],
+            )?,
             startup_phase: GaugeVec::new(
                 Opts::new(
                     "startup_phase_seconds",
@@ -161,6 +169,7 @@ impl Metrics {
             .register(Box::new(m.downstream_retries.clone()))?;
         m.registry
             .register(Box::new(m.downstream_breaker_open.clone()))?;
+        m.registry.register(Box::new(m.secret_reloads.clone()))?;
         m.registry.register(Box::new(m.startup_phase.clone()))?;
         Ok(Self(Arc::new(m)))
     }

@@ -28,6 +28,8 @@ pub(crate) fn seconds_since_start() -> f64 {
 pub enum Phase {
     /// The environment was read and validated, the async runtime is up and the port bound.
     ConfigLoaded,
+    /// The declared secrets were read from the secret source (at once when there is none).
+    SecretsLoaded,
     /// The function built its app: stores connected or configured, clients made.
     AppBuilt,
     /// Every trigger is ready: HTTP listening and, for queue functions, receiving.
@@ -38,8 +40,9 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const ALL: [Phase; 4] = [
+    pub const ALL: [Phase; 5] = [
         Phase::ConfigLoaded,
+        Phase::SecretsLoaded,
         Phase::AppBuilt,
         Phase::TriggersReady,
         Phase::FirstHandled,
@@ -49,6 +52,7 @@ impl Phase {
     pub fn label(self) -> &'static str {
         match self {
             Phase::ConfigLoaded => "config_loaded",
+            Phase::SecretsLoaded => "secrets_loaded",
             Phase::AppBuilt => "app_built",
             Phase::TriggersReady => "triggers_ready",
             Phase::FirstHandled => "first_handled",
