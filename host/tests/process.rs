@@ -6,6 +6,9 @@ use std::io::{BufRead, BufReader, Lines};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use runtime::telemetry::startup::Phase;
+use runtime::testing::metrics::sample;
+
 fn fabrikam() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_fabrikam"));
     c.arg("dev")
@@ -107,19 +110,12 @@ fn get(addr: &str, path: &str) -> String {
 
 /// The `fabrikam_startup_phase_seconds` samples in a metrics page, by phase.
 fn startup_phases(metrics: &str) -> std::collections::HashMap<String, f64> {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("fabrikam_startup_phase_seconds{"))
-        .map(|l| {
-            let phase = l
-                .split("phase=\"")
-                .nth(1)
-                .unwrap()
-                .split('"')
-                .next()
-                .unwrap();
-            let value = l.rsplit(' ').next().unwrap().parse().unwrap();
-            (phase.to_owned(), value)
+    Phase::ALL
+        .iter()
+        .filter_map(|phase| {
+            let labels = [("phase", phase.label())];
+            let at = sample(metrics, "fabrikam_startup_phase_seconds", &labels)?;
+            Some((phase.label().to_owned(), at))
         })
         .collect()
 }

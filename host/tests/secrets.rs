@@ -81,14 +81,6 @@ async fn start_function<F: Function>(
     start::<F>(host, config, listener, broker, shutdown).await
 }
 
-async fn start_delivery(
-    host: &HostConfig,
-    env: &MapEnv,
-    shutdown: Shutdown,
-) -> Result<runtime::RunningFunction, StartError> {
-    start_function::<Delivery>(host, env, shutdown).await
-}
-
 /// Polls `path` until it answers `status`, for up to 15 seconds.
 async fn until_status(addr: std::net::SocketAddr, path: &str, status: u16) {
     let started = tokio::time::Instant::now();
@@ -109,7 +101,7 @@ async fn until_status(addr: std::net::SocketAddr, path: &str, status: u16) {
 async fn start_up_fails_naming_the_missing_secret() {
     let mount = MountedSecrets::new(&[("Unrelated", "x")]);
     let env = MapEnv::new().with("REDIS_URL", servers::redis_url());
-    let e = start_delivery(&host_reading(&mount), &env, Shutdown::new())
+    let e = start_function::<Delivery>(&host_reading(&mount), &env, Shutdown::new())
         .await
         .unwrap_err();
     let message = e.to_string();
@@ -186,7 +178,7 @@ async fn a_rotated_access_key_is_used_for_the_next_connection_and_never_logged()
         .with("REDIS_URL", url)
         .with("REDIS_KEY_PREFIX", servers::unique_name("rot:"));
     let shutdown = Shutdown::new();
-    let running = start_delivery(&host_reading(&mount), &env, shutdown.clone())
+    let running = start_function::<Delivery>(&host_reading(&mount), &env, shutdown.clone())
         .await
         .unwrap();
     let addr = running.local_addr();

@@ -348,22 +348,27 @@ pub async fn start<F: Function>(
         .map_err(|source| StartError::Other(source.to_string()))?;
     let metrics = Metrics::new(F::NAME)?;
     metrics.record_phase(Phase::ConfigLoaded);
-    let mut tasks = Vec::new();
-    let mut bindings = Bindings::new(broker, metrics.clone());
-    if let Some(secrets) = load_secrets::<F>(host).await? {
-        tasks.push(tokio::spawn({
-            let (secrets, metrics, shutdown) = (secrets.clone(), metrics.clone(), shutdown.clone());
-            async move { secrets.follow_rotations(metrics, shutdown).await }
-        }));
-        bindings = bindings.with_secrets(secrets);
-    }
+    let secrets = load_secrets::<F>(host).await?;
     metrics.record_phase(Phase::SecretsLoaded);
+    let mut bindings = Bindings::new(broker, metrics.clone());
+    if let Some(secrets) = &secrets {
+        bindings = bindings.with_secrets(secrets.clone());
+    }
     let app = F::build(config, &bindings).await?;
     metrics.record_phase(Phase::AppBuilt);
     let queue = match app.queue_trigger {
         Some(t) => Some((bindings.queue_receiver(&t.queue)?, t)),
         None => None,
     };
+    let mut tasks = Vec::new();
+    // Rotations are followed only once everything that can fail has, so a failed start leaves
+    // nothing running.
+    if let Some(secrets) = secrets {
+        tasks.push(tokio::spawn({
+            let (metrics, shutdown) = (metrics.clone(), shutdown.clone());
+            async move { secrets.follow_rotations(metrics, shutdown).await }
+        }));
+    }
     let readiness = Readiness::new(1 + usize::from(queue.is_some()));
 
     tasks.push(tokio::spawn({

@@ -124,8 +124,8 @@ impl MongoSettings {
             (None, Some(s)) => parse_uri(s.current().expose())
                 .map_err(|why| StartError::Other(format!("the secret {}: {why}", s.name())))?,
         };
-        let where_ = hosts(&uri);
-        tracing::info!(hosts = %where_, database = %self.database, function = app_name, "store: MongoDB");
+        let servers = hosts(&uri);
+        tracing::info!(hosts = %servers, database = %self.database, function = app_name, "store: MongoDB");
         let opened = async {
             let database = MongoDatabase::new(self.connect(uri, app_name).await?);
             if let Some(secret) = secret {
@@ -139,7 +139,7 @@ impl MongoSettings {
         opened
             .await
             .map(Some)
-            .map_err(|e| StartError::Other(format!("MongoDB ({where_}): {e}")))
+            .map_err(|e| StartError::Other(format!("MongoDB ({servers}): {e}")))
     }
 
     /// Reconnects `database` with each new value of `secret`, until the secret source stops.
