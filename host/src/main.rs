@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use runtime::config::ProcessEnv;
 use runtime::lifecycle::{Shutdown, shutdown_on_signals};
-use runtime::telemetry::init_logging;
+use runtime::telemetry::init_telemetry;
 use runtime::telemetry::startup::mark_process_start;
 
 const USAGE: &str = "usage: fabrikam dev\n\n  dev    run all five functions and the gateway locally on embedded defaults\n";
@@ -33,7 +33,12 @@ fn dev() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(config.host.log_format);
+    // Kept until the async runtime is gone, so the last spans are exported.
+    let _telemetry = init_telemetry(
+        config.host.log_format,
+        config.host.otlp.as_ref(),
+        "fabrikam-dev",
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

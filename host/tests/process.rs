@@ -2,12 +2,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Lines};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use runtime::telemetry::startup::Phase;
 use runtime::testing::metrics::sample;
+use support::process::{Lines, get, post, spawn_dev, wait_for_gateway};
+
+mod support;
 
 fn fabrikam() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_fabrikam"));
@@ -18,15 +20,8 @@ fn fabrikam() -> Command {
 }
 
 /// `fabrikam dev` on ports the OS picks, and its log lines.
-fn spawn_dev_on_free_ports() -> (Child, Lines<BufReader<ChildStdout>>) {
-    let mut child = fabrikam()
-        .env("DEV_GATEWAY_PORT", "0")
-        .env("DEV_FIRST_FUNCTION_PORT", "0")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    (child, BufReader::new(stdout).lines())
+fn spawn_dev_on_free_ports() -> (Child, Lines) {
+    spawn_dev(fabrikam())
 }
 
 #[test]
@@ -68,11 +63,10 @@ fn unknown_commands_are_refused() {
 #[cfg(unix)]
 #[test]
 fn sigterm_drains_and_exits_zero() {
-    let (mut child, mut lines) = spawn_dev_on_free_ports();
+    let (mut child, lines) = spawn_dev_on_free_ports();
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut ready = false;
-    while Instant::now() < deadline {
-        let Some(Ok(line)) = lines.next() else { break };
+    while let Some(line) = lines.next_before(deadline) {
         if line.contains("queue trigger receiving") {
             ready = true;
             break;
@@ -84,7 +78,7 @@ fn sigterm_drains_and_exits_zero() {
         .status()
         .unwrap();
     assert!(status.success());
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let rest = lines.rest_before(Instant::now() + Duration::from_secs(30));
     let exit = child.wait().unwrap();
     assert_eq!(exit.code(), Some(0), "{rest:?}");
     assert!(rest.iter().any(|l| l.contains("draining")), "{rest:?}");
@@ -93,19 +87,6 @@ fn sigterm_drains_and_exits_zero() {
             .any(|l| l.contains("\"stopped\"") || l.contains("stopped")),
         "{rest:?}"
     );
-}
-
-/// `GET path` on `addr` with a bare HTTP/1.0 request; the response body.
-fn get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default()
 }
 
 /// The `fabrikam_startup_phase_seconds` samples in a metrics page, by phase.
@@ -123,11 +104,10 @@ fn startup_phases(metrics: &str) -> std::collections::HashMap<String, f64> {
 #[cfg(unix)]
 #[test]
 fn a_fresh_start_reports_monotone_startup_phases_per_function() {
-    let (mut child, mut lines) = spawn_dev_on_free_ports();
+    let (mut child, lines) = spawn_dev_on_free_ports();
     let mut addrs = std::collections::HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        let Some(Ok(line)) = lines.next() else { break };
+    while let Some(line) = lines.next_before(deadline) {
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         if v["message"] == "HTTP trigger listening" {
             let function = v["function"].as_str().unwrap().to_owned();
@@ -171,56 +151,16 @@ fn a_fresh_start_reports_monotone_startup_phases_per_function() {
     child.wait().unwrap();
 }
 
-/// `POST path` with a JSON body and extra headers on `addr`, HTTP/1.0; the status code.
-fn post(addr: &str, path: &str, body: &str, headers: &[(&str, &str)]) -> u16 {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    let extra: String = headers
-        .iter()
-        .map(|(k, v)| format!("{k}: {v}\r\n"))
-        .collect();
-    write!(
-        stream,
-        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
-
 #[cfg(unix)]
 #[test]
 fn one_delivery_is_one_trace_in_the_logs_of_all_five_functions() {
     const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let mut child = fabrikam()
-        .env("DEV_GATEWAY_PORT", "0")
-        .env("DEV_FIRST_FUNCTION_PORT", "0")
-        // Request lines are debug-level in the runtime; the rest stays at info.
-        .env("RUST_LOG", "info,runtime=debug")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut gateway, mut receiving) = (None, false);
+    let mut command = fabrikam();
+    // Request lines are debug-level in the runtime; the rest stays at info.
+    command.env("RUST_LOG", "info,runtime=debug");
+    let (mut child, lines) = spawn_dev(command);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while (gateway.is_none() || !receiving) && Instant::now() < deadline {
-        let Some(Ok(line)) = lines.next() else { break };
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if v["message"]
-            .as_str()
-            .is_some_and(|m| m.starts_with("gateway listening"))
-        {
-            gateway = v["addr"].as_str().map(str::to_owned);
-        }
-        receiving |= v["message"] == "queue trigger receiving";
-    }
-    let gateway = gateway.expect("the gateway's address is logged");
+    let gateway = wait_for_gateway(&lines, deadline).expect("the system starts");
     let body = include_str!("../../functions/ingestion/tests/fixtures/delivery_request.json");
     let traceparent = format!("00-{TRACE_ID}-00f067aa0ba902b7-01");
     let status = post(
@@ -238,21 +178,12 @@ fn one_delivery_is_one_trace_in_the_logs_of_all_five_functions() {
         "package",
         "dronescheduler",
     ];
-    // Read on a thread, so waiting for a line that never comes still ends at the deadline.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
     let mut seen = std::collections::BTreeSet::new();
     let mut other_traces = Vec::new();
+    let mut delivery_ids = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while seen.len() < all.len() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let Ok(line) = rx.recv_timeout(left) else {
+        let Some(line) = lines.next_before(deadline) else {
             break;
         };
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
@@ -261,6 +192,11 @@ fn one_delivery_is_one_trace_in_the_logs_of_all_five_functions() {
         };
         if trace == TRACE_ID {
             seen.insert(function.to_owned());
+            // The package function is only told a package id; every other function's
+            // lines of this delivery name it.
+            if function != "package" {
+                delivery_ids.push((function.to_owned(), v["delivery_id"].clone()));
+            }
         } else if !trace.is_empty() {
             other_traces.push(line.clone());
         }
@@ -274,5 +210,11 @@ fn one_delivery_is_one_trace_in_the_logs_of_all_five_functions() {
     assert!(
         other_traces.is_empty(),
         "lines of this delivery in another trace: {other_traces:#?}"
+    );
+    let first = &delivery_ids[0].1;
+    assert!(first.is_string(), "{delivery_ids:#?}");
+    assert!(
+        delivery_ids.iter().all(|(_, id)| id == first),
+        "lines without the delivery id: {delivery_ids:#?}"
     );
 }

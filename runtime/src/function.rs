@@ -24,7 +24,7 @@ use crate::queue::embedded::EmbeddedBroker;
 use crate::queue::{Broker, QueueError, QueueReceiver, QueueSender, QueueSettings};
 use crate::secrets::{SecretSource, SecretWatch, Secrets, SecretsError, SecretsSettings};
 use crate::telemetry::startup::{Phase, mark_process_start};
-use crate::telemetry::{LogFormat, Metrics, init_logging};
+use crate::telemetry::{LogFormat, Metrics, OtlpSettings, init_telemetry};
 
 /// A function the host can run.
 pub trait Function: 'static {
@@ -208,13 +208,16 @@ pub struct HostConfig {
     /// Where the queues live: embedded, or an AMQP 1.0 peer (Service Bus, RabbitMQ).
     pub transport: Transport,
     pub log_format: LogFormat,
+    /// Trace export over OTLP; `None` (off) unless an endpoint is configured.
+    pub otlp: Option<OtlpSettings>,
     /// Where declared secrets come from (none locally).
     pub secrets: SecretsSettings,
 }
 
 impl HostConfig {
     /// Reads `HOST`, `PORT`, `HTTP_BODY_LIMIT_BYTES`, `SHUTDOWN_GRACE_SECONDS`, `QUEUE_*`,
-    /// `LOG_FORMAT`, the transport's variables ([`Transport::from_env`]) and the secret
+    /// `LOG_FORMAT`, the `OTEL_*` export variables ([`OtlpSettings::from_env`]), the
+    /// transport's variables ([`Transport::from_env`]) and the secret
     /// source's ([`SecretsSettings::from_env`]).
     pub fn from_env(r: &mut EnvReader<'_>) -> Self {
         let secs = Duration::from_secs;
@@ -274,6 +277,7 @@ impl HostConfig {
                 "text" => LogFormat::Text,
                 _ => LogFormat::Auto,
             },
+            otlp: OtlpSettings::from_env(r),
             secrets: SecretsSettings::from_env(r),
         }
     }
@@ -457,11 +461,13 @@ pub fn run<F: Function>() -> ExitCode {
     let mut reader = EnvReader::new(&env);
     let host = HostConfig::from_env(&mut reader);
     let config = F::config(&mut reader);
-    init_logging(host.log_format);
     if let Err(e) = reader.finish() {
         eprintln!("{}: {e}", F::NAME);
         return ExitCode::from(2);
     }
+    // Declared before the async runtime so it is dropped after it: the spans of the drain
+    // are exported too.
+    let _telemetry = init_telemetry(host.log_format, host.otlp.as_ref(), F::NAME);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

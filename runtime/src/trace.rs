@@ -13,6 +13,12 @@ pub const TRACEPARENT: &str = "traceparent";
 /// The property Service Bus tooling and Application Insights read; same value.
 pub const DIAGNOSTIC_ID: &str = "Diagnostic-Id";
 
+/// Puts the delivery id on the current request's or message's span, so every later log
+/// line of it (and its exported span) carries it. A span without the field ignores it.
+pub fn record_delivery_id(id: &str) {
+    tracing::Span::current().record("delivery_id", id);
+}
+
 /// A parsed `traceparent`: version 00, trace id, parent span id, flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceContext {
@@ -67,6 +73,27 @@ impl TraceContext {
     /// The incoming context if valid, else a new root.
     pub fn from_header_or_new(value: Option<&str>) -> Self {
         value.and_then(Self::parse).unwrap_or_else(Self::new_root)
+    }
+
+    /// A context from its parts (an exported span's ids).
+    pub fn from_parts(trace_id: [u8; 16], span_id: [u8; 8], flags: u8) -> Self {
+        Self {
+            trace_id,
+            span_id,
+            flags,
+        }
+    }
+
+    pub fn trace_id_bytes(&self) -> [u8; 16] {
+        self.trace_id
+    }
+
+    pub fn span_id_bytes(&self) -> [u8; 8] {
+        self.span_id
+    }
+
+    pub fn flags(&self) -> u8 {
+        self.flags
     }
 
     /// The same trace with a new span id, for an outgoing call.

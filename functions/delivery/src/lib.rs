@@ -180,6 +180,7 @@ async fn get_delivery(
     State(state): AppStateOf,
     Path(id): Path<String>,
 ) -> Result<Json<DeliveryDocument>, ApiError> {
+    runtime::trace::record_delivery_id(&id);
     let (delivery, _) = load(&state, &id).await?;
     Ok(Json(delivery.document))
 }
@@ -188,6 +189,7 @@ async fn get_owner(
     State(state): AppStateOf,
     Path(id): Path<String>,
 ) -> Result<Json<UserAccount>, ApiError> {
+    runtime::trace::record_delivery_id(&id);
     let (delivery, _) = load(&state, &id).await?;
     Ok(Json(delivery.document.owner))
 }
@@ -196,6 +198,7 @@ async fn get_status(
     State(state): AppStateOf,
     Path(id): Path<String>,
 ) -> Result<Json<DeliveryStatus>, ApiError> {
+    runtime::trace::record_delivery_id(&id);
     let (delivery, events) = load(&state, &id).await?;
     Ok(Json(DeliveryStatus::compute(
         &delivery,
@@ -257,6 +260,7 @@ async fn put_delivery(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<StatusCode, ApiError> {
+    runtime::trace::record_delivery_id(&id);
     check_id("id", &id)?;
     let document = read_document(&id, &body)?;
     let existing = state.store.load(&id).await?;
@@ -295,6 +299,7 @@ async fn patch_delivery(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<DeliveryDocument>, ApiError> {
+    runtime::trace::record_delivery_id(&id);
     let mut v = Validator::new();
     let patch = v
         .root(&body)
@@ -333,6 +338,7 @@ async fn cancel_delivery(
     State(state): AppStateOf,
     Path(id): Path<String>,
 ) -> Result<Json<DeliveryStatus>, ApiError> {
+    runtime::trace::record_delivery_id(&id);
     let (delivery, mut events) = load(&state, &id).await?;
     match stage_of(&events) {
         DeliveryStage::Cancelled => {}
@@ -362,6 +368,7 @@ async fn notify_me(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<StatusCode, ApiError> {
+    runtime::trace::record_delivery_id(&id);
     let mut v = Validator::new();
     let request = v.root(&body).map(|root| {
         let email_address = v.string(&root, &["emailAddress"], false);
@@ -394,6 +401,7 @@ async fn confirm(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<DeliveryStatus>, ApiError> {
+    runtime::trace::record_delivery_id(&id);
     let mut v = Validator::new();
     let confirmation = v.root(&body).map(|root| {
         let at = v.timestamp(&root, "dateTime", true);

@@ -341,6 +341,7 @@ async fn request_delivery(
         Some(k) => delivery_id_for_key(k),
         None => uuid::Uuid::new_v4().to_string(),
     };
+    runtime::trace::record_delivery_id(&delivery_id);
     let message = read_request(&body, delivery_id.clone())?;
     let fingerprint = format!("POST\n{body}");
     let id = message_id(key.as_deref(), &delivery_id, Operation::Delivery, &headers);
@@ -363,6 +364,7 @@ async fn cancel(
     Path(delivery_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    runtime::trace::record_delivery_id(&delivery_id);
     check_id("id", &delivery_id)?;
     let key = idempotency_key(&headers)?;
     let id = message_id(key.as_deref(), &delivery_id, Operation::Cancel, &headers);
@@ -390,6 +392,7 @@ async fn reschedule(
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
+    runtime::trace::record_delivery_id(&delivery_id);
     check_id("id", &delivery_id)?;
     let key = idempotency_key(&headers)?;
     let mut v = Validator::new();

@@ -58,29 +58,29 @@ impl Processor {
                 )
             })?,
         };
-        let span = tracing::info_span!("workflow", operation = operation.as_str(), trace_id = %trace.trace_id_hex(), delivery_id = tracing::field::Empty);
-        async {
-            match operation {
-                Operation::Delivery => {
-                    self.deliver(decode::<DeliveryMessage>(&message)?, &trace)
-                        .await
-                }
-                Operation::Cancel => {
-                    self.cancel(decode::<CancelMessage>(&message)?, &trace)
-                        .await
-                }
-                Operation::Reschedule => {
-                    self.reschedule(decode::<RescheduleMessage>(&message)?, &trace)
-                        .await
-                }
+        // The delivery id goes on the message's span (the current one here), so the pump's
+        // own lines about this message, such as its settlement, carry it too.
+        let span = tracing::info_span!("workflow", operation = operation.as_str(), trace_id = %trace.trace_id_hex());
+        match operation {
+            Operation::Delivery => {
+                let m = decode::<DeliveryMessage>(&message)?;
+                runtime::trace::record_delivery_id(&m.delivery_id);
+                self.deliver(m, &trace).instrument(span).await
+            }
+            Operation::Cancel => {
+                let m = decode::<CancelMessage>(&message)?;
+                runtime::trace::record_delivery_id(&m.delivery_id);
+                self.cancel(m, &trace).instrument(span).await
+            }
+            Operation::Reschedule => {
+                let m = decode::<RescheduleMessage>(&message)?;
+                runtime::trace::record_delivery_id(&m.delivery_id);
+                self.reschedule(m, &trace).instrument(span).await
             }
         }
-        .instrument(span)
-        .await
     }
 
     async fn deliver(&self, m: DeliveryMessage, trace: &TraceContext) -> Result<(), MessageError> {
-        tracing::Span::current().record("delivery_id", m.delivery_id.as_str());
         let id = path_segment(&m.delivery_id);
         let package = PackageUpsert {
             size: m.package_info.size,
@@ -190,7 +190,6 @@ impl Processor {
     }
 
     async fn cancel(&self, m: CancelMessage, trace: &TraceContext) -> Result<(), MessageError> {
-        tracing::Span::current().record("delivery_id", m.delivery_id.as_str());
         let id = path_segment(&m.delivery_id);
         // A delivery that was never stored may still hold a drone, so release it either way.
         delete(&self.delivery, &format!("/api/deliveries/{id}"), trace)
@@ -207,7 +206,6 @@ impl Processor {
         m: RescheduleMessage,
         trace: &TraceContext,
     ) -> Result<(), MessageError> {
-        tracing::Span::current().record("delivery_id", m.delivery_id.as_str());
         let id = path_segment(&m.delivery_id);
         let patch = DeliveryPatch {
             pickup: m.pickup_location.as_deref().map(|t| self.area.locate(t)),

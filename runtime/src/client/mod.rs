@@ -22,6 +22,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use crate::config::EnvReader;
 use crate::telemetry::Metrics;
@@ -295,8 +296,20 @@ impl Downstream {
                 HeaderValue::from_static("application/json"),
             );
         }
+        // One client span per attempt, as the OpenTelemetry HTTP conventions count them;
+        // exported only when OTLP export is on.
+        let span = tracing::info_span!(
+            "downstream call",
+            otel.name = method.as_str(),
+            otel.kind = "client",
+            downstream = %inner.name,
+            "http.request.method" = method.as_str(),
+            "url.full" = url,
+            "http.response.status_code" = tracing::field::Empty,
+        );
         if let Some(trace) = trace {
-            builder = builder.header(TRACEPARENT, trace.child().to_string());
+            let outgoing = crate::telemetry::otlp::outgoing(&span, trace);
+            builder = builder.header(TRACEPARENT, outgoing.to_string());
         }
         let request = builder
             .body(Full::new(body.unwrap_or_default()))
@@ -319,7 +332,7 @@ impl Downstream {
                 .to_bytes();
             Ok::<_, String>((parts, body))
         };
-        let outcome = match tokio::time::timeout(timeout, exchange).await {
+        let outcome = match tokio::time::timeout(timeout, exchange.instrument(span.clone())).await {
             Err(_) => Attempt::Retry {
                 detail: format!("timed out after {} ms", timeout.as_millis()),
                 retry_after: None,
@@ -337,6 +350,9 @@ impl Downstream {
                 body,
             }),
         };
+        if let Attempt::Final(r) = &outcome {
+            span.record("http.response.status_code", r.status.as_u16());
+        }
         let label = match &outcome {
             Attempt::Final(r) if r.status.is_success() => "success",
             Attempt::Final(_) => "client_error",

@@ -281,14 +281,26 @@ async fn handle_one(
     // The producer's trace (ingestion puts it on every message), so the message's log lines
     // join the request's trace.
     let trace = message.trace_context();
+    let queue = receiver.queue();
+    // Field names follow the OpenTelemetry messaging conventions; they are the exported
+    // span's attributes when OTLP export is on (`otel.*` fields only steer the exporter).
     let span = info_span!(
         "message",
+        otel.name = %format_args!("process {queue}"),
+        otel.kind = "consumer",
         function = metrics.function(),
         trace_id = trace.as_ref().map(|t| tracing::field::display(t.trace_id_hex())),
-        message_id = %message.message_id,
-        delivery_count = message.delivery_count,
+        "messaging.system" = receiver.messaging_system(),
+        "messaging.operation.type" = "process",
+        "messaging.destination.name" = queue,
+        "messaging.message.id" = %message.message_id,
+        "messaging.servicebus.message.delivery_count" = message.delivery_count,
         operation = message.property(crate::queue::OPERATION).unwrap_or(""),
+        delivery_id = tracing::field::Empty,
     );
+    if let Some(trace) = &trace {
+        crate::telemetry::otlp::link_to_remote_parent(&span, trace);
+    }
     async {
         metrics.queue_in_flight.inc();
         let started = Instant::now();

@@ -26,15 +26,23 @@ pub(super) async fn observe(
         req.headers().get(TRACEPARENT).and_then(|v| v.to_str().ok()),
     );
     req.extensions_mut().insert(trace);
+    // Field names follow the OpenTelemetry HTTP conventions; they are the exported span's
+    // attributes when OTLP export is on (`otel.*` fields only steer the exporter).
     let span = tracing::info_span!(
         "request",
+        otel.name = %format_args!("{method} {route}"),
+        otel.kind = "server",
         function = metrics.function(),
-        method = method.as_str(),
-        %route,
-        trace_id = %trace.trace_id_hex()
+        "http.request.method" = method.as_str(),
+        "http.route" = route,
+        "http.response.status_code" = tracing::field::Empty,
+        trace_id = %trace.trace_id_hex(),
+        delivery_id = tracing::field::Empty,
     );
+    crate::telemetry::otlp::link_to_remote_parent(&span, &trace);
     let response = next.run(req).instrument(span.clone()).await;
     let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
     let class = match status.as_u16() {
         100..=199 => "1xx",
         200..=299 => "2xx",
@@ -52,7 +60,7 @@ pub(super) async fn observe(
         .observe(started.elapsed().as_secs_f64());
     if route != "/healthz" && route != "/readyz" && route != "/metrics" {
         metrics.handled_one();
-        span.in_scope(|| tracing::debug!(status = status.as_u16(), "request served"));
+        span.in_scope(|| tracing::debug!("request served"));
     }
     response
 }

@@ -258,6 +258,14 @@ impl QueueSender for EmbeddedQueue {
 
 #[async_trait]
 impl QueueReceiver for EmbeddedQueue {
+    fn queue(&self) -> &str {
+        &self.name
+    }
+
+    fn messaging_system(&self) -> &'static str {
+        "embedded"
+    }
+
     async fn receive(
         &self,
         max: usize,

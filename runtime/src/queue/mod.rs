@@ -123,6 +123,12 @@ pub trait QueueSender: Send + Sync + Debug {
 /// Receives in peek-lock mode and settles.
 #[async_trait]
 pub trait QueueReceiver: Send + Sync + Debug {
+    /// The queue's name (`messaging.destination.name` on each message's span).
+    fn queue(&self) -> &str;
+
+    /// The broker kind, as the OpenTelemetry `messaging.system` attribute names it.
+    fn messaging_system(&self) -> &'static str;
+
     /// Waits up to `max_wait` for messages and returns between 0 and `max` of them, each
     /// locked. Must be cancel-safe: a dropped call leaves no message locked.
     async fn receive(

@@ -73,36 +73,45 @@ impl EventFields<'_> {
 }
 
 /// Encodes each field's value as JSON and hands `(name, json)` to `sink`: one visitor for
-/// both span and event fields.
+/// both span and event fields. `otel.*` fields (span name and kind for the OTLP exporter)
+/// are skipped before anything is encoded: they say nothing a log reader needs.
 struct Encode<F>(F);
+
+impl<F: FnMut(&'static str, String)> Encode<F> {
+    fn put(&mut self, field: &Field, json: impl FnOnce() -> String) {
+        if !field.name().starts_with("otel.") {
+            (self.0)(field.name(), json());
+        }
+    }
+}
 
 impl<F: FnMut(&'static str, String)> Visit for Encode<F> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        (self.0)(field.name(), json_string(&format!("{value:?}")));
+        self.put(field, || json_string(&format!("{value:?}")));
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        (self.0)(field.name(), json_string(value));
+        self.put(field, || json_string(value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        (self.0)(field.name(), value.to_string());
+        self.put(field, || value.to_string());
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        (self.0)(field.name(), value.to_string());
+        self.put(field, || value.to_string());
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        (self.0)(field.name(), value.to_string());
+        self.put(field, || value.to_string());
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        (self.0)(field.name(), json_f64(value));
+        self.put(field, || json_f64(value));
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        (self.0)(field.name(), json_string(&value.to_string()));
+        self.put(field, || json_string(&value.to_string()));
     }
 }
 
@@ -243,6 +252,18 @@ mod tests {
         });
         assert_eq!(out[0]["status"], 503);
         assert_eq!(out[0].as_object().unwrap().len(), 4, "{}", out[0]);
+    }
+
+    #[test]
+    fn exporter_directives_stay_out_of_the_log_line() {
+        let out = lines(|| {
+            let span = tracing::info_span!("request", otel.kind = "server", "http.route" = "/x");
+            let _entered = span.enter();
+            tracing::info!(otel.name = "odd", "served");
+        });
+        assert_eq!(out[0]["http.route"], "/x");
+        let keys: Vec<&String> = out[0].as_object().unwrap().keys().collect();
+        assert!(keys.iter().all(|k| !k.starts_with("otel.")), "{keys:?}");
     }
 
     #[test]

@@ -191,6 +191,15 @@ impl AmqpQueueReceiver {
 
 #[async_trait]
 impl QueueReceiver for AmqpQueueReceiver {
+    fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    /// Service Bus in production; RabbitMQ in local tests speaks the same protocol.
+    fn messaging_system(&self) -> &'static str {
+        "servicebus"
+    }
+
     async fn receive(
         &self,
         max: usize,
