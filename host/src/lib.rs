@@ -2,6 +2,8 @@
 //! queue broker (embedded, or an AMQP 1.0 broker when one is configured), behind a gateway
 //! that routes like the cluster's ingress.
 
+pub mod manifests;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 

@@ -37,6 +37,11 @@ pub trait Function: 'static {
     /// without one (local runs), functions use their own variables instead.
     const SECRETS: &'static [&'static str] = &[];
 
+    /// What the function needs from the cluster: triggers, outputs, secrets (the same
+    /// names as [`Function::SECRETS`]), resources and scaling. `fabrikam manifests` renders
+    /// it into the Kubernetes and KEDA objects under `keda/`.
+    fn deployment() -> crate::deploy::Deployment;
+
     /// The function's own configuration.
     type Config: Send + 'static;
 

@@ -33,6 +33,10 @@
 //!     const NAME: &'static str = "hello";
 //!     type Config = String;
 //!
+//!     fn deployment() -> runtime::deploy::Deployment {
+//!         runtime::deploy::Deployment::http(Self::NAME, &["/api/hello"])
+//!     }
+//!
 //!     fn config(env: &mut EnvReader<'_>) -> String {
 //!         env.string("GREETING", "hello")
 //!     }
@@ -50,6 +54,7 @@
 
 pub mod client;
 pub mod config;
+pub mod deploy;
 pub mod dispatch;
 pub mod function;
 pub mod gateway;

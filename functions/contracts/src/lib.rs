@@ -25,6 +25,10 @@ pub fn now() -> chrono::DateTime<chrono::FixedOffset> {
     chrono::Utc::now().fixed_offset()
 }
 
+/// The queue ingestion sends to and workflow is triggered by (its default name; the
+/// `QUEUE_NAME` setting can change it).
+pub const DELIVERY_QUEUE: &str = "deliveries";
+
 pub use geo::{Location, ServiceArea, distance_miles, read_location};
 pub use message::{CancelMessage, DeliveryMessage, Operation, PackageInfo, RescheduleMessage};
 pub use period::OwnerMonth;

@@ -24,6 +24,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use contracts::requests::{DeliveryDocument, UserAccount};
 use contracts::{ConfirmationType, OwnerMonth, read_location};
+use runtime::deploy::{Deployment, Output};
 use runtime::http::Json;
 use runtime::json::Validator;
 use runtime::secrets::SecretWatch;
@@ -108,6 +109,16 @@ impl Function for Delivery {
     const NAME: &'static str = "delivery";
     const SECRETS: &'static [&'static str] = &[REDIS_ACCESS_KEY];
     type Config = DeliveryConfig;
+
+    /// Only a delivery's public view is reachable from outside; the rest is the workflow's.
+    fn deployment() -> Deployment {
+        Deployment::http(Self::NAME, &["/api/deliveries"])
+            .public(&["/api/deliveries/public"])
+            .output(Output::Redis {
+                secret: REDIS_ACCESS_KEY.to_owned(),
+            })
+            .secrets(Self::SECRETS)
+    }
 
     fn config(env: &mut EnvReader<'_>) -> DeliveryConfig {
         DeliveryConfig::from_env(env)

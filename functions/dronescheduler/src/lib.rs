@@ -23,6 +23,7 @@ use axum::routing::{get, put};
 use chrono::{DateTime, FixedOffset};
 use contracts::requests::PackageDetail;
 use contracts::{Location, OwnerMonth, PackageSize, read_location};
+use runtime::deploy::{Deployment, Output};
 use runtime::http::Json;
 use runtime::json::Validator;
 use runtime::secrets::SecretWatch;
@@ -133,6 +134,15 @@ impl Function for DroneScheduler {
     const NAME: &'static str = "dronescheduler";
     const SECRETS: &'static [&'static str] = &[CONNECTION_STRING_SECRET];
     type Config = SchedulerConfig;
+
+    /// Called by the workflow only; not public.
+    fn deployment() -> Deployment {
+        Deployment::http(Self::NAME, &["/api/dronedeliveries"])
+            .output(Output::MongoDb {
+                secret: CONNECTION_STRING_SECRET.to_owned(),
+            })
+            .secrets(Self::SECRETS)
+    }
 
     fn config(env: &mut EnvReader<'_>) -> SchedulerConfig {
         SchedulerConfig::from_env(env)

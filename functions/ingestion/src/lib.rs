@@ -22,6 +22,7 @@ use contracts::{
     CancelMessage, ConfirmationType, DeliveryMessage, Operation, PackageInfo, PackageSize,
     RescheduleMessage,
 };
+use runtime::deploy::{Deployment, Output};
 use runtime::http::Json;
 use runtime::json::Validator;
 use runtime::queue::{OPERATION, OutgoingMessage, QueueSender};
@@ -51,7 +52,7 @@ pub struct IngestionConfig {
 impl Default for IngestionConfig {
     fn default() -> Self {
         Self {
-            queue: "deliveries".to_owned(),
+            queue: contracts::DELIVERY_QUEUE.to_owned(),
             idempotency_ttl: Duration::from_secs(24 * 3600),
             idempotency_max_keys: 100_000,
         }
@@ -88,6 +89,15 @@ pub struct Ingestion;
 impl Function for Ingestion {
     const NAME: &'static str = "ingestion";
     type Config = IngestionConfig;
+
+    /// The public front door: every request path it serves is public.
+    fn deployment() -> Deployment {
+        Deployment::http(Self::NAME, &["/api/deliveryrequests"])
+            .public(&["/api/deliveryrequests"])
+            .output(Output::Queue {
+                queue: contracts::DELIVERY_QUEUE.to_owned(),
+            })
+    }
 
     fn config(env: &mut EnvReader<'_>) -> IngestionConfig {
         IngestionConfig::from_env(env)

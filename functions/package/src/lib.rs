@@ -15,6 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use contracts::PackageSize;
+use runtime::deploy::{Deployment, Output};
 use runtime::http::Json;
 use runtime::json::Validator;
 use runtime::secrets::SecretWatch;
@@ -119,6 +120,15 @@ impl Function for Package {
     const NAME: &'static str = "package";
     const SECRETS: &'static [&'static str] = &[CONNECTION_STRING_SECRET];
     type Config = PackageConfig;
+
+    /// Called by the workflow only; not public.
+    fn deployment() -> Deployment {
+        Deployment::http(Self::NAME, &["/api/packages"])
+            .output(Output::MongoDb {
+                secret: CONNECTION_STRING_SECRET.to_owned(),
+            })
+            .secrets(Self::SECRETS)
+    }
 
     fn config(env: &mut EnvReader<'_>) -> PackageConfig {
         PackageConfig::from_env(env)

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use contracts::ServiceArea;
 use runtime::client::{Downstream, DownstreamPolicy};
+use runtime::deploy::{Deployment, Output, Replicas, Scaling};
 use runtime::{App, Bindings, EnvReader, Function, StartError};
 
 pub use steps::Processor;
@@ -37,7 +38,7 @@ impl WorkflowConfig {
     /// `DELIVERY_SERVICE_URL` and the `DOWNSTREAM_*` resilience settings.
     pub fn from_env(r: &mut EnvReader<'_>) -> Self {
         Self {
-            queue: r.string("QUEUE_NAME", "deliveries"),
+            queue: r.string("QUEUE_NAME", contracts::DELIVERY_QUEUE),
             package_url: r.http_url("PACKAGE_SERVICE_URL", "http://package"),
             dronescheduler_url: r.http_url("DRONESCHEDULER_SERVICE_URL", "http://dronescheduler"),
             delivery_url: r.http_url("DELIVERY_SERVICE_URL", "http://delivery"),
@@ -53,6 +54,25 @@ pub struct Workflow;
 impl Function for Workflow {
     const NAME: &'static str = "workflow";
     type Config = WorkflowConfig;
+
+    /// One replica per 20 waiting messages: each message is three downstream calls, so a
+    /// replica at its default 16 handlers clears 20 in well under a second.
+    fn deployment() -> Deployment {
+        let call = |name: &str, variable: &str| Output::Function {
+            name: name.to_owned(),
+            variable: variable.to_owned(),
+        };
+        Deployment::queue(Self::NAME, contracts::DELIVERY_QUEUE)
+            .output(call("package", "PACKAGE_SERVICE_URL"))
+            .output(call("dronescheduler", "DRONESCHEDULER_SERVICE_URL"))
+            .output(call("delivery", "DELIVERY_SERVICE_URL"))
+            .scaling(Scaling {
+                dev: Replicas { min: 0, max: 3 },
+                prod: Replicas { min: 1, max: 20 },
+                target_per_replica: 20,
+                cooldown_seconds: 300,
+            })
+    }
 
     fn config(env: &mut EnvReader<'_>) -> WorkflowConfig {
         WorkflowConfig::from_env(env)

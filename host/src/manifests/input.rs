@@ -1,0 +1,105 @@
+//! The per-environment input file (`keda/input/<profile>.json`): the values that differ
+//! between environments, most of them outputs of `infra/main.bicep`.
+
+use std::collections::BTreeMap;
+
+use runtime::deploy::Deployment;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Environment {
+    /// The Kubernetes namespace (infra's `kubernetesNamespace`; the federated credentials
+    /// name its service accounts).
+    pub namespace: String,
+    /// `registryLoginServer`, such as `fabrikamdev.azurecr.io`.
+    pub image_registry: String,
+    /// The tag every function image is deployed at.
+    pub image_tag: String,
+    /// `tenantId`.
+    pub tenant_id: String,
+    /// `serviceBusNamespace`: the fully qualified name, `<name>.servicebus.windows.net`.
+    pub service_bus_namespace: String,
+    /// `redisHost`.
+    pub redis_host: String,
+    /// The host name the public ingress answers on.
+    pub public_host: String,
+    /// The Key Vault certificate the ingress serves (app routing reads it through its
+    /// add-on identity), as `https://<vault>.vault.azure.net/certificates/<name>`.
+    pub tls_certificate_uri: String,
+    /// `kedaClientId`: KEDA's operator identity, which reads queue depth.
+    pub keda_client_id: String,
+    /// Per function: `<function>ClientId` and `<function>KeyVault`.
+    pub functions: BTreeMap<String, FunctionIdentity>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FunctionIdentity {
+    pub client_id: String,
+    pub key_vault: String,
+}
+
+impl Environment {
+    /// The Service Bus namespace's short name, which KEDA's scaler wants.
+    pub fn service_bus_name(&self) -> &str {
+        self.service_bus_namespace
+            .split('.')
+            .next()
+            .unwrap_or(&self.service_bus_namespace)
+    }
+
+    /// Every problem with the input for these functions.
+    pub fn check(&self, functions: &[Deployment]) -> Vec<String> {
+        let mut problems = Vec::new();
+        let fields = [
+            ("namespace", &self.namespace),
+            ("imageRegistry", &self.image_registry),
+            ("imageTag", &self.image_tag),
+            ("tenantId", &self.tenant_id),
+            ("serviceBusNamespace", &self.service_bus_namespace),
+            ("redisHost", &self.redis_host),
+            ("publicHost", &self.public_host),
+            ("tlsCertificateUri", &self.tls_certificate_uri),
+            ("kedaClientId", &self.keda_client_id),
+        ];
+        for (name, value) in fields {
+            if value.trim().is_empty() {
+                problems.push(format!("input: {name} is empty"));
+            }
+        }
+        if self.image_tag == "latest" {
+            problems.push("input: imageTag must name a release, not latest".to_owned());
+        }
+        if !self.service_bus_namespace.contains('.') {
+            problems.push(format!(
+                "input: serviceBusNamespace {:?} must be fully qualified (<name>.servicebus.windows.net)",
+                self.service_bus_namespace
+            ));
+        }
+        for f in functions {
+            match self.functions.get(&f.name) {
+                None => problems.push(format!(
+                    "input: functions.{} is missing (its clientId and keyVault)",
+                    f.name
+                )),
+                Some(id) if id.client_id.trim().is_empty() => {
+                    problems.push(format!("input: functions.{}.clientId is empty", f.name));
+                }
+                Some(id) if !f.secrets.is_empty() && id.key_vault.trim().is_empty() => {
+                    problems.push(format!(
+                        "input: functions.{}.keyVault is empty, and it declares secrets",
+                        f.name
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        for name in self.functions.keys() {
+            if !functions.iter().any(|f| &f.name == name) {
+                problems.push(format!("input: functions.{name} is not a function"));
+            }
+        }
+        problems
+    }
+}

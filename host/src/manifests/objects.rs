@@ -1,0 +1,628 @@
+//! The Kubernetes and KEDA objects of one environment, built from the declarations.
+
+use runtime::deploy::{Deployment, Output, Profile};
+use serde_json::{Value, json};
+
+use super::input::Environment;
+
+/// The port every function listens on (`PORT`); its Service answers on 80.
+pub const PORT: u16 = 8080;
+/// The host's drain grace (`SHUTDOWN_GRACE_SECONDS`); Kubernetes waits longer before
+/// killing, so a drain always finishes.
+pub const DRAIN_GRACE_SECONDS: u32 = 20;
+const KILL_AFTER_SECONDS: u32 = DRAIN_GRACE_SECONDS + 10;
+/// Where the CSI driver mounts the Key Vault objects (`SECRETS_DIR`).
+pub const SECRETS_MOUNT: &str = "/mnt/secrets-store";
+/// The KEDA HTTP add-on's interceptor, reached from this namespace under this name.
+pub const INTERCEPTOR: &str = "keda-http-interceptor";
+const INTERCEPTOR_TARGET: &str =
+    "keda-add-ons-http-interceptor-proxy.kube-system.svc.cluster.local";
+const INTERCEPTOR_PORT: u16 = 8080;
+/// The AKS application routing add-on's NGINX ingress class and namespace.
+const INGRESS_CLASS: &str = "webapprouting.kubernetes.azure.com";
+const INGRESS_NAMESPACE: &str = "app-routing-system";
+/// The image's non-root user (distroless `nonroot`).
+const USER_ID: u32 = 65532;
+
+fn labels(name: &str) -> Value {
+    json!({
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/part-of": "fabrikam",
+    })
+}
+
+fn selector(name: &str) -> Value {
+    json!({ "app.kubernetes.io/name": name })
+}
+
+fn metadata(name: &str, env: &Environment) -> Value {
+    json!({ "name": name, "namespace": env.namespace, "labels": labels(name) })
+}
+
+fn namespace_selector(name: &str) -> Value {
+    json!({ "matchLabels": { "kubernetes.io/metadata.name": name } })
+}
+
+/// The environment variables the function reads, from its declaration and the input.
+fn env_vars(f: &Deployment, env: &Environment) -> Vec<Value> {
+    let mut vars = vec![
+        ("PORT".to_owned(), PORT.to_string()),
+        ("LOG_FORMAT".to_owned(), "json".to_owned()),
+        (
+            "SHUTDOWN_GRACE_SECONDS".to_owned(),
+            DRAIN_GRACE_SECONDS.to_string(),
+        ),
+    ];
+    if !f.secrets.is_empty() {
+        vars.push(("SECRETS_DIR".to_owned(), SECRETS_MOUNT.to_owned()));
+    }
+    let queue = f.queue_trigger().map(str::to_owned).or_else(|| {
+        f.outputs.iter().find_map(|o| match o {
+            Output::Queue { queue } => Some(queue.clone()),
+            _ => None,
+        })
+    });
+    if let Some(queue) = queue {
+        vars.push((
+            "SERVICEBUS_NAMESPACE".to_owned(),
+            env.service_bus_namespace.clone(),
+        ));
+        vars.push(("QUEUE_NAME".to_owned(), queue));
+    }
+    for output in &f.outputs {
+        match output {
+            Output::Function { variable, .. } => vars.push((
+                variable.clone(),
+                format!("http://{INTERCEPTOR}:{INTERCEPTOR_PORT}"),
+            )),
+            Output::Redis { .. } => vars.push((
+                "REDIS_URL".to_owned(),
+                format!("rediss://{}:6380", env.redis_host),
+            )),
+            Output::Queue { .. } | Output::MongoDb { .. } => {}
+        }
+    }
+    vars.extend(f.env.iter().cloned());
+    vars.into_iter()
+        .map(|(name, value)| json!({ "name": name, "value": value }))
+        .collect()
+}
+
+fn probe(path: &str, period: u32, failures: u32) -> Value {
+    json!({
+        "httpGet": { "path": path, "port": "http" },
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "timeoutSeconds": 2,
+    })
+}
+
+pub fn service_account(f: &Deployment, env: &Environment) -> Value {
+    let client_id = env
+        .functions
+        .get(&f.name)
+        .map(|i| i.client_id.as_str())
+        .unwrap_or_default();
+    let mut meta = metadata(&f.name, env);
+    meta["annotations"] = json!({ "azure.workload.identity/client-id": client_id });
+    json!({
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": meta,
+        // The workload identity webhook projects its own token; the API token is not needed.
+        "automountServiceAccountToken": false,
+    })
+}
+
+fn secret_provider_class_name(f: &Deployment) -> String {
+    format!("{}-secrets", f.name)
+}
+
+pub fn secret_provider_class(f: &Deployment, env: &Environment) -> Value {
+    let identity = env.functions.get(&f.name);
+    // The driver's azure provider reads `objects` as a YAML document of its own.
+    let objects: String = f
+        .secrets
+        .iter()
+        .map(|s| format!("  - |\n    objectName: {s}\n    objectType: secret\n"))
+        .collect();
+    json!({
+        "apiVersion": "secrets-store.csi.x-k8s.io/v1",
+        "kind": "SecretProviderClass",
+        "metadata": metadata(&secret_provider_class_name(f), env),
+        "spec": {
+            "provider": "azure",
+            "parameters": {
+                "usePodIdentity": "false",
+                "clientID": identity.map(|i| i.client_id.as_str()).unwrap_or_default(),
+                "keyvaultName": identity.map(|i| i.key_vault.as_str()).unwrap_or_default(),
+                "tenantId": env.tenant_id,
+                "objects": format!("array:\n{objects}"),
+            },
+        },
+    })
+}
+
+pub fn deployment(f: &Deployment, env: &Environment) -> Value {
+    let r = f.resources;
+    let mut container = json!({
+        "name": f.name,
+        "image": format!("{}/fabrikam-{}:{}", env.image_registry, f.name, env.image_tag),
+        "imagePullPolicy": "Always",
+        "ports": [{ "name": "http", "containerPort": PORT, "protocol": "TCP" }],
+        "env": env_vars(f, env),
+        "resources": {
+            "requests": {
+                "cpu": format!("{}m", r.cpu_request_millis),
+                "memory": format!("{}Mi", r.memory_request_mib),
+            },
+            "limits": {
+                "cpu": format!("{}m", r.cpu_limit_millis),
+                "memory": format!("{}Mi", r.memory_limit_mib),
+            },
+        },
+        // Start-up is config, secrets and connections: a minute at most.
+        "startupProbe": probe("/healthz", 2, 30),
+        "readinessProbe": probe("/readyz", 5, 2),
+        "livenessProbe": probe("/healthz", 10, 3),
+        "securityContext": {
+            "allowPrivilegeEscalation": false,
+            "readOnlyRootFilesystem": true,
+            "runAsNonRoot": true,
+            "runAsUser": USER_ID,
+            "runAsGroup": USER_ID,
+            "capabilities": { "drop": ["ALL"] },
+            "seccompProfile": { "type": "RuntimeDefault" },
+        },
+    });
+    let mut pod_spec = json!({
+        "serviceAccountName": f.name,
+        "automountServiceAccountToken": false,
+        "terminationGracePeriodSeconds": KILL_AFTER_SECONDS,
+        "securityContext": {
+            "runAsNonRoot": true,
+            "runAsUser": USER_ID,
+            "runAsGroup": USER_ID,
+            "fsGroup": USER_ID,
+            "seccompProfile": { "type": "RuntimeDefault" },
+        },
+        "containers": [],
+    });
+    if !f.secrets.is_empty() {
+        container["volumeMounts"] = json!([
+            { "name": "secrets-store", "mountPath": SECRETS_MOUNT, "readOnly": true }
+        ]);
+        pod_spec["volumes"] = json!([{
+            "name": "secrets-store",
+            "csi": {
+                "driver": "secrets-store.csi.k8s.io",
+                "readOnly": true,
+                "volumeAttributes": { "secretProviderClass": secret_provider_class_name(f) },
+            },
+        }]);
+    }
+    pod_spec["containers"] = json!([container]);
+    let mut pod_labels = labels(&f.name);
+    pod_labels["azure.workload.identity/use"] = json!("true");
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(&f.name, env),
+        "spec": {
+            // No `replicas`: KEDA owns the count.
+            "selector": { "matchLabels": selector(&f.name) },
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": { "maxSurge": "25%", "maxUnavailable": 0 },
+            },
+            "template": {
+                "metadata": {
+                    "labels": pod_labels,
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": PORT.to_string(),
+                        "prometheus.io/path": "/metrics",
+                    },
+                },
+                "spec": pod_spec,
+            },
+        },
+    })
+}
+
+pub fn service(f: &Deployment, env: &Environment) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(&f.name, env),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector(&f.name),
+            "ports": [{ "name": "http", "port": 80, "targetPort": "http", "protocol": "TCP" }],
+        },
+    })
+}
+
+fn trigger_authentication_name(f: &Deployment) -> String {
+    format!("{}-servicebus", f.name)
+}
+
+pub fn trigger_authentication(f: &Deployment, env: &Environment) -> Value {
+    json!({
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "TriggerAuthentication",
+        "metadata": metadata(&trigger_authentication_name(f), env),
+        "spec": {
+            "podIdentity": { "provider": "azure-workload", "identityId": env.keda_client_id },
+        },
+    })
+}
+
+pub fn scaled_object(f: &Deployment, queue: &str, env: &Environment, profile: Profile) -> Value {
+    let replicas = f.scaling.replicas(profile);
+    json!({
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": metadata(&f.name, env),
+        "spec": {
+            "scaleTargetRef": { "name": f.name },
+            "minReplicaCount": replicas.min,
+            "maxReplicaCount": replicas.max,
+            "pollingInterval": 15,
+            "cooldownPeriod": f.scaling.cooldown_seconds,
+            "advanced": {
+                "horizontalPodAutoscalerConfig": {
+                    "behavior": {
+                        // A burst of deliveries is answered at once, doubling per 15 s...
+                        "scaleUp": {
+                            "stabilizationWindowSeconds": 0,
+                            "policies": [{ "type": "Percent", "value": 100, "periodSeconds": 15 }],
+                        },
+                        // ...but replicas go slowly, so a queue that empties and refills
+                        // does not drain and restart pods in between.
+                        "scaleDown": {
+                            "stabilizationWindowSeconds": 120,
+                            "policies": [{ "type": "Pods", "value": 1, "periodSeconds": 60 }],
+                        },
+                    },
+                },
+            },
+            "triggers": [{
+                "type": "azure-servicebus",
+                "metadata": {
+                    "namespace": env.service_bus_name(),
+                    "queueName": queue,
+                    "messageCount": f.scaling.target_per_replica.to_string(),
+                    "activationMessageCount": "0",
+                },
+                "authenticationRef": { "name": trigger_authentication_name(f) },
+            }],
+        },
+    })
+}
+
+/// The hosts the interceptor routes to an HTTP function: the internal name the workflow
+/// calls, and the public host for functions behind the ingress.
+fn interceptor_hosts(public: bool, env: &Environment) -> Vec<String> {
+    let mut hosts = vec![INTERCEPTOR.to_owned()];
+    if public {
+        hosts.push(env.public_host.clone());
+    }
+    hosts
+}
+
+pub fn http_scaled_object(
+    f: &Deployment,
+    prefixes: &[String],
+    public: bool,
+    env: &Environment,
+    profile: Profile,
+) -> Value {
+    let replicas = f.scaling.replicas(profile);
+    json!({
+        "apiVersion": "http.keda.sh/v1alpha1",
+        "kind": "HTTPScaledObject",
+        "metadata": metadata(&f.name, env),
+        "spec": {
+            "hosts": interceptor_hosts(public, env),
+            "pathPrefixes": prefixes,
+            "scaleTargetRef": {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "name": f.name,
+                "service": f.name,
+                "port": 80,
+            },
+            "replicas": { "min": replicas.min, "max": replicas.max },
+            "scaledownPeriod": f.scaling.cooldown_seconds,
+            "scalingMetric": {
+                "requestRate": {
+                    "targetValue": f.scaling.target_per_replica,
+                    "granularity": "1s",
+                    "window": "1m",
+                },
+            },
+        },
+    })
+}
+
+pub fn pod_disruption_budget(f: &Deployment, env: &Environment) -> Value {
+    json!({
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": metadata(&f.name, env),
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": { "matchLabels": selector(&f.name) },
+        },
+    })
+}
+
+/// Egress to Azure: public addresses only (Azure services' endpoints), on the ports the
+/// function's outputs use. Entra sign-in and Key Vault are HTTPS.
+pub fn azure_egress(f: &Deployment, env: &Environment) -> Value {
+    let mut ports = vec![443];
+    if f.queue_trigger().is_some() || f.outputs.iter().any(|o| matches!(o, Output::Queue { .. })) {
+        ports.push(5671);
+    }
+    if f.outputs.iter().any(|o| matches!(o, Output::Redis { .. })) {
+        ports.push(6380);
+    }
+    if f.outputs
+        .iter()
+        .any(|o| matches!(o, Output::MongoDb { .. }))
+    {
+        ports.push(10255);
+    }
+    let ports: Vec<Value> = ports
+        .into_iter()
+        .map(|p| json!({ "protocol": "TCP", "port": p }))
+        .collect();
+    json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(&format!("{}-egress-azure", f.name), env),
+        "spec": {
+            "podSelector": { "matchLabels": selector(&f.name) },
+            "policyTypes": ["Egress"],
+            "egress": [{
+                "to": [{
+                    "ipBlock": {
+                        "cidr": "0.0.0.0/0",
+                        "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"],
+                    },
+                }],
+                "ports": ports,
+            }],
+        },
+    })
+}
+
+/// The functions a function calls, through the interceptor (which scales them from zero).
+pub fn calls_to_functions(f: &Deployment, env: &Environment) -> Option<Value> {
+    let callees: Vec<&str> = f
+        .outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Function { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    if callees.is_empty() {
+        return None;
+    }
+    Some(json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(&format!("{}-to-backends", f.name), env),
+        "spec": {
+            "podSelector": { "matchLabels": selector(&f.name) },
+            "policyTypes": ["Egress"],
+            "egress": [
+                {
+                    "to": [{ "namespaceSelector": namespace_selector("kube-system") }],
+                    "ports": [{ "protocol": "TCP", "port": INTERCEPTOR_PORT }],
+                },
+                {
+                    "to": [{
+                        "podSelector": {
+                            "matchExpressions": [{
+                                "key": "app.kubernetes.io/name",
+                                "operator": "In",
+                                "values": callees,
+                            }],
+                        },
+                    }],
+                    "ports": [{ "protocol": "TCP", "port": PORT }],
+                },
+            ],
+        },
+    }))
+}
+
+/// Namespace-wide policies: deny everything, then allow DNS, the interceptor and the
+/// ingress controller into the HTTP functions, and metrics scraping from kube-system.
+pub fn namespace_policies(http_functions: &[&str], env: &Environment) -> Vec<Value> {
+    let policy = |name: &str, spec: Value| {
+        json!({
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": metadata(name, env),
+            "spec": spec,
+        })
+    };
+    let port = json!([{ "protocol": "TCP", "port": PORT }]);
+    vec![
+        policy(
+            "default-deny",
+            json!({ "podSelector": {}, "policyTypes": ["Ingress", "Egress"] }),
+        ),
+        policy(
+            "allow-dns",
+            json!({
+                "podSelector": {},
+                "policyTypes": ["Egress"],
+                "egress": [{
+                    "to": [{
+                        "namespaceSelector": namespace_selector("kube-system"),
+                        "podSelector": { "matchLabels": { "k8s-app": "kube-dns" } },
+                    }],
+                    "ports": [{ "protocol": "UDP", "port": 53 }, { "protocol": "TCP", "port": 53 }],
+                }],
+            }),
+        ),
+        policy(
+            "allow-ingress-to-http-functions",
+            json!({
+                "podSelector": {
+                    "matchExpressions": [{
+                        "key": "app.kubernetes.io/name",
+                        "operator": "In",
+                        "values": http_functions,
+                    }],
+                },
+                "policyTypes": ["Ingress"],
+                "ingress": [{
+                    "from": [
+                        // The HTTP add-on's interceptor (every request passes through it)...
+                        { "namespaceSelector": namespace_selector("kube-system") },
+                        // ...and the app routing NGINX controller.
+                        { "namespaceSelector": namespace_selector(INGRESS_NAMESPACE) },
+                    ],
+                    "ports": port,
+                }],
+            }),
+        ),
+        policy(
+            "allow-metrics-scrape",
+            json!({
+                "podSelector": {},
+                "policyTypes": ["Ingress"],
+                "ingress": [{
+                    "from": [{ "namespaceSelector": namespace_selector("kube-system") }],
+                    "ports": port,
+                }],
+            }),
+        ),
+    ]
+}
+
+/// The interceptor under a name in this namespace: an Ingress can only point at a Service
+/// of its own namespace, and the workflow calls the backends through it too.
+pub fn interceptor_service(env: &Environment) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(INTERCEPTOR, env),
+        "spec": {
+            "type": "ExternalName",
+            "externalName": INTERCEPTOR_TARGET,
+            "ports": [{ "name": "http", "port": INTERCEPTOR_PORT, "protocol": "TCP" }],
+        },
+    })
+}
+
+/// The public ingress: each public path prefix goes to the interceptor, which routes on
+/// host and path to the function (waking it from zero).
+pub fn ingress(public: &[String], env: &Environment) -> Value {
+    let paths: Vec<Value> = public
+        .iter()
+        .map(|prefix| {
+            json!({
+                "path": prefix,
+                "pathType": "Prefix",
+                "backend": {
+                    "service": { "name": INTERCEPTOR, "port": { "number": INTERCEPTOR_PORT } },
+                },
+            })
+        })
+        .collect();
+    let mut meta = metadata("fabrikam", env);
+    meta["annotations"] = json!({
+        "kubernetes.azure.com/tls-cert-keyvault-uri": env.tls_certificate_uri,
+        "nginx.ingress.kubernetes.io/ssl-redirect": "true",
+    });
+    json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": meta,
+        "spec": {
+            "ingressClassName": INGRESS_CLASS,
+            "tls": [{ "hosts": [env.public_host], "secretName": "keyvault-fabrikam" }],
+            "rules": [{ "host": env.public_host, "http": { "paths": paths } }],
+        },
+    })
+}
+
+/// The namespace (restricted pod security), its quota and its default limits, sized from
+/// the declarations: every function at its maximum, plus a rollout's surge.
+pub fn namespace(functions: &[Deployment], env: &Environment, profile: Profile) -> Vec<Value> {
+    let (mut pods, mut cpu_req, mut cpu_lim, mut mem_req, mut mem_lim) = (0, 0, 0, 0, 0);
+    for f in functions {
+        let max = f.scaling.replicas(profile).max;
+        let n = max + max.div_ceil(4);
+        pods += n;
+        cpu_req += n * f.resources.cpu_request_millis;
+        cpu_lim += n * f.resources.cpu_limit_millis;
+        mem_req += n * f.resources.memory_request_mib;
+        mem_lim += n * f.resources.memory_limit_mib;
+    }
+    let max_cpu = functions
+        .iter()
+        .map(|f| f.resources.cpu_limit_millis)
+        .max()
+        .unwrap_or(0);
+    let max_mem = functions
+        .iter()
+        .map(|f| f.resources.memory_limit_mib)
+        .max()
+        .unwrap_or(0);
+    let small = runtime::deploy::Resources::SMALL;
+    vec![
+        json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": env.namespace,
+                "labels": {
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/warn": "restricted",
+                    "app.kubernetes.io/part-of": "fabrikam",
+                },
+            },
+        }),
+        json!({
+            "apiVersion": "v1",
+            "kind": "ResourceQuota",
+            "metadata": metadata("fabrikam", env),
+            "spec": {
+                "hard": {
+                    "pods": pods.to_string(),
+                    "requests.cpu": format!("{cpu_req}m"),
+                    "limits.cpu": format!("{cpu_lim}m"),
+                    "requests.memory": format!("{mem_req}Mi"),
+                    "limits.memory": format!("{mem_lim}Mi"),
+                },
+            },
+        }),
+        json!({
+            "apiVersion": "v1",
+            "kind": "LimitRange",
+            "metadata": metadata("fabrikam", env),
+            "spec": {
+                "limits": [{
+                    "type": "Container",
+                    "defaultRequest": {
+                        "cpu": format!("{}m", small.cpu_request_millis),
+                        "memory": format!("{}Mi", small.memory_request_mib),
+                    },
+                    "default": {
+                        "cpu": format!("{}m", small.cpu_limit_millis),
+                        "memory": format!("{}Mi", small.memory_limit_mib),
+                    },
+                    "max": { "cpu": format!("{max_cpu}m"), "memory": format!("{max_mem}Mi") },
+                }],
+            },
+        }),
+    ]
+}

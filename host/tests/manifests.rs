@@ -1,0 +1,225 @@
+//! `fabrikam manifests`: keda/ is exactly what the declarations give, broken declarations
+//! fail with messages naming the problem, and each declaration matches its function's code.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use host::manifests::{self, declarations};
+use runtime::deploy::{Deployment, Profile};
+use runtime::queue::QueueSettings;
+use runtime::queue::embedded::EmbeddedBroker;
+use runtime::telemetry::Metrics;
+use runtime::{Bindings, EnvReader, Function, MapEnv};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+fn fabrikam(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_fabrikam"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn keda_is_what_the_declarations_give() {
+    for profile in Profile::ALL {
+        let input = repo().join(format!("keda/input/{}.json", profile.name()));
+        let env = manifests::read_input(&input).unwrap();
+        let files = manifests::render(profile, &declarations(), &env).unwrap();
+        let differences = manifests::differences(&files, &repo().join("keda").join(profile.name()));
+        assert!(
+            differences.is_empty(),
+            "keda/{} drifted from the declarations; run `cargo run -p host -- manifests --profile {}`:\n{}",
+            profile.name(),
+            profile.name(),
+            differences.join("\n")
+        );
+    }
+}
+
+#[test]
+fn check_reports_a_hand_edited_file_and_a_stray_one() {
+    let dir = std::env::temp_dir().join(runtime::testing::servers::unique_name("keda"));
+    let out = dir.to_str().unwrap();
+    assert!(
+        fabrikam(&["manifests", "--profile", "dev", "--out", out])
+            .status
+            .success()
+    );
+    assert!(
+        fabrikam(&["manifests", "--profile", "dev", "--out", out, "--check"])
+            .status
+            .success()
+    );
+    let workflow = dir.join("workflow.yaml");
+    let edited = std::fs::read_to_string(&workflow)
+        .unwrap()
+        .replace("maxReplicaCount: 3", "maxReplicaCount: 30");
+    std::fs::write(&workflow, edited).unwrap();
+    std::fs::write(dir.join("extra.yaml"), "kind: ConfigMap\n").unwrap();
+    let check = fabrikam(&["manifests", "--profile", "dev", "--out", out, "--check"]);
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("workflow.yaml differs"), "{stderr}");
+    assert!(stderr.contains("extra.yaml is not generated"), "{stderr}");
+    // Generating again puts the folder back and removes what is not generated.
+    assert!(
+        fabrikam(&["manifests", "--profile", "dev", "--out", out])
+            .status
+            .success()
+    );
+    assert!(!dir.join("extra.yaml").exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Each fixture, and what the error must say.
+const BROKEN: &[(&str, &[&str])] = &[
+    (
+        "missing-secret.json",
+        &["delivery: output redis needs the secret \"Redis-AccessKey\""],
+    ),
+    (
+        "min-above-max.json",
+        &["package: scaling.prod: min 3 is above max 1"],
+    ),
+    (
+        "unknown-trigger.json",
+        &[
+            "unknown-trigger.json",
+            "unknown variant `timer`",
+            "expected `http` or `queue`",
+        ],
+    ),
+];
+
+#[test]
+fn every_broken_declaration_fails_generation_with_a_clear_message() {
+    let folder = repo().join("host/tests/fixtures/broken-declarations");
+    let mut names: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut expected: Vec<&str> = BROKEN.iter().map(|(name, _)| *name).collect();
+    expected.sort_unstable();
+    assert_eq!(names, expected, "every fixture needs its expected message");
+
+    for (name, needles) in BROKEN {
+        let path = folder.join(name);
+        let dir = std::env::temp_dir().join(runtime::testing::servers::unique_name("broken"));
+        let run = fabrikam(&[
+            "manifests",
+            "--profile",
+            "dev",
+            "--declaration",
+            path.to_str().unwrap(),
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{name}: {stderr}");
+        for needle in *needles {
+            assert!(
+                stderr.contains(needle),
+                "{name}: {needle:?} missing from {stderr}"
+            );
+        }
+        assert!(
+            !dir.exists(),
+            "{name}: nothing is written when generation fails"
+        );
+    }
+}
+
+#[test]
+fn bad_arguments_and_bad_input_are_refused() {
+    let run = fabrikam(&["manifests", "--profile", "staging"]);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("dev or prod"));
+
+    let dir = std::env::temp_dir().join(runtime::testing::servers::unique_name("input"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut input: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo().join("keda/input/dev.json")).unwrap())
+            .unwrap();
+    input["imageTag"] = "latest".into();
+    input["functions"]
+        .as_object_mut()
+        .unwrap()
+        .remove("package");
+    let path = dir.join("input.json");
+    std::fs::write(&path, input.to_string()).unwrap();
+    let run = fabrikam(&[
+        "manifests",
+        "--profile",
+        "dev",
+        "--input",
+        path.to_str().unwrap(),
+        "--check",
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("imageTag must name a release"), "{stderr}");
+    assert!(stderr.contains("functions.package is missing"), "{stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Builds `F` on embedded defaults and checks its declaration against what it serves.
+async fn declared_as_built<F: Function>() {
+    let declared: Deployment = F::deployment();
+    assert_eq!(declared.name, F::NAME);
+    let secrets: Vec<&str> = declared.secrets.iter().map(String::as_str).collect();
+    assert_eq!(secrets, F::SECRETS, "{}: secrets", F::NAME);
+    let env = MapEnv::new();
+    let mut reader = EnvReader::new(&env);
+    let config = F::config(&mut reader);
+    reader.finish().unwrap();
+    let bindings = Bindings::new(
+        Arc::new(EmbeddedBroker::new(QueueSettings::default())),
+        Metrics::new(F::NAME).unwrap(),
+    );
+    let app = F::build(config, &bindings).await.unwrap();
+    assert_eq!(
+        app.queue_name(),
+        declared.queue_trigger(),
+        "{}: queue trigger",
+        F::NAME
+    );
+    let prefixes = declared
+        .http_trigger()
+        .map(|(p, _)| p.to_vec())
+        .unwrap_or_default();
+    for route in app.route_templates() {
+        assert!(
+            prefixes
+                .iter()
+                .any(|p| route == p || route.starts_with(&format!("{p}/"))),
+            "{}: route {route} is outside the declared prefixes {prefixes:?}",
+            F::NAME
+        );
+    }
+    assert_eq!(
+        app.route_templates().is_empty(),
+        prefixes.is_empty(),
+        "{}: declares an http trigger exactly when it serves routes",
+        F::NAME
+    );
+}
+
+#[tokio::test]
+async fn each_declaration_matches_what_its_function_serves() {
+    declared_as_built::<ingestion::Ingestion>().await;
+    declared_as_built::<workflow::Workflow>().await;
+    declared_as_built::<delivery::Delivery>().await;
+    declared_as_built::<package::Package>().await;
+    declared_as_built::<dronescheduler::DroneScheduler>().await;
+}

@@ -1,0 +1,176 @@
+"""Offline checks of the generated manifests (keda/dev, keda/prod).
+
+Each profile is built with `kubectl kustomize`; every built-in object is validated with
+kubernetes-validate (Kubernetes 1.33 schemas, strict), and every KEDA and Secrets Store
+custom resource against its CRD's openAPIV3Schema (keda/tests/crds, the upstream CRDs) with
+unknown fields refused, as the API server refuses them for structural schemas.
+"""
+
+import copy
+import pathlib
+import subprocess
+import tempfile
+import unittest
+
+import jsonschema
+import yaml
+
+KEDA = pathlib.Path(__file__).resolve().parent.parent
+CRDS = KEDA / "tests" / "crds"
+PROFILES = ("dev", "prod")
+KUBERNETES_VERSION = "1.33.0"
+
+
+def strict(schema):
+    """The schema with unknown fields refused wherever properties are listed and the
+    schema does not say it keeps unknown fields."""
+    schema = copy.deepcopy(schema)
+
+    def walk(node):
+        if isinstance(node, dict):
+            if (
+                "properties" in node
+                and "additionalProperties" not in node
+                and not node.get("x-kubernetes-preserve-unknown-fields")
+            ):
+                node["additionalProperties"] = False
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    return schema
+
+
+def crd_schemas():
+    """(apiVersion, kind) -> strict schema, for every served version of every CRD."""
+    schemas = {}
+    for path in sorted(CRDS.glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        group = crd["spec"]["group"]
+        kind = crd["spec"]["names"]["kind"]
+        for version in crd["spec"]["versions"]:
+            schema = strict(version["schema"]["openAPIV3Schema"])
+            # metadata is the API server's, not the CRD's, to check.
+            schema.setdefault("properties", {})["metadata"] = {"type": "object"}
+            schemas[(f"{group}/{version['name']}", kind)] = schema
+    return schemas
+
+
+def built(profile):
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(KEDA / profile)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+class GeneratedManifests(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.schemas = crd_schemas()
+        cls.objects = {profile: built(profile) for profile in PROFILES}
+
+    def test_every_overlay_builds_and_holds_each_function(self):
+        for profile, objects in self.objects.items():
+            kinds = {}
+            for o in objects:
+                kinds.setdefault(o["kind"], []).append(o["metadata"]["name"])
+            with self.subTest(profile=profile):
+                self.assertEqual(len(kinds["Deployment"]), 5, kinds)
+                self.assertEqual(kinds["ScaledObject"], ["workflow"])
+                self.assertEqual(len(kinds["HTTPScaledObject"]), 4)
+                self.assertEqual(
+                    len(kinds.get("PodDisruptionBudget", [])),
+                    5 if profile == "prod" else 0,
+                )
+
+    def test_custom_resources_match_their_crds_with_unknown_fields_refused(self):
+        checked = 0
+        for profile, objects in self.objects.items():
+            for o in objects:
+                key = (o["apiVersion"], o["kind"])
+                if key not in self.schemas:
+                    continue
+                with self.subTest(profile=profile, kind=o["kind"], name=o["metadata"]["name"]):
+                    jsonschema.validate(o, self.schemas[key])
+                    checked += 1
+        self.assertGreaterEqual(checked, 2 * (1 + 1 + 4 + 3))
+
+    def test_the_strict_schema_refuses_an_unknown_field(self):
+        scaled = next(o for o in self.objects["dev"] if o["kind"] == "ScaledObject")
+        broken = copy.deepcopy(scaled)
+        broken["spec"]["triggers"][0]["metdata"] = broken["spec"]["triggers"][0].pop("metadata")
+        with self.assertRaises(jsonschema.ValidationError):
+            jsonschema.validate(broken, self.schemas[(scaled["apiVersion"], "ScaledObject")])
+
+    def test_built_in_objects_validate_against_kubernetes_schemas(self):
+        for profile, objects in self.objects.items():
+            builtins = [
+                o for o in objects if (o["apiVersion"], o["kind"]) not in self.schemas
+            ]
+            with tempfile.TemporaryDirectory() as tmp:
+                files = []
+                for i, o in enumerate(builtins):
+                    path = pathlib.Path(tmp) / f"{i:02}-{o['kind']}-{o['metadata']['name']}.yaml"
+                    path.write_text(yaml.safe_dump(o))
+                    files.append(str(path))
+                result = subprocess.run(
+                    ["kubernetes-validate", "-k", KUBERNETES_VERSION, "--strict", *files],
+                    capture_output=True,
+                    text=True,
+                )
+            with self.subTest(profile=profile):
+                self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+                self.assertNotIn("ERROR", result.stdout)
+
+    def test_the_scale_and_security_settings_the_issue_names(self):
+        for profile, objects in self.objects.items():
+            by_kind = lambda kind: [o for o in objects if o["kind"] == kind]
+            for d in by_kind("Deployment"):
+                pod = d["spec"]["template"]["spec"]
+                container = pod["containers"][0]
+                with self.subTest(profile=profile, deployment=d["metadata"]["name"]):
+                    self.assertEqual(
+                        d["spec"]["template"]["metadata"]["labels"]["azure.workload.identity/use"],
+                        "true",
+                    )
+                    self.assertTrue(pod["securityContext"]["runAsNonRoot"])
+                    self.assertEqual(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault")
+                    self.assertTrue(container["securityContext"]["readOnlyRootFilesystem"])
+                    self.assertFalse(container["securityContext"]["allowPrivilegeEscalation"])
+                    grace = int(next(e["value"] for e in container["env"] if e["name"] == "SHUTDOWN_GRACE_SECONDS"))
+                    self.assertGreater(pod["terminationGracePeriodSeconds"], grace)
+                    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                        self.assertIn(probe, container)
+            for s in by_kind("ScaledObject") + by_kind("HTTPScaledObject"):
+                spec = s["spec"]
+                low = spec.get("minReplicaCount", spec.get("replicas", {}).get("min"))
+                if profile == "dev":
+                    self.assertEqual(low, 0, s["metadata"]["name"])
+            for t in by_kind("TriggerAuthentication"):
+                self.assertEqual(t["spec"]["podIdentity"]["provider"], "azure-workload")
+            ingress = by_kind("Ingress")[0]
+            paths = [p["path"] for p in ingress["spec"]["rules"][0]["http"]["paths"]]
+            self.assertEqual(sorted(paths), ["/api/deliveries/public", "/api/deliveryrequests"])
+
+
+class CheckovExceptions(unittest.TestCase):
+    def test_every_skipped_check_is_explained_in_the_readme(self):
+        config = yaml.safe_load((KEDA / ".checkov.yaml").read_text())
+        readme = (KEDA / "README.md").read_text()
+        section = readme.split("## checkov exceptions", 1)[1].split("\n## ", 1)[0]
+        explained = {
+            line.split("|")[1].strip().strip("`")
+            for line in section.splitlines()
+            if line.startswith("| `CKV")
+        }
+        self.assertEqual(set(config.get("skip-check", [])), explained)
+
+
+if __name__ == "__main__":
+    unittest.main()
