@@ -18,7 +18,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prost::Message as _;
-use support::process::{post, spawn_dev, wait_for_gateway};
+use support::process::{post_traced_delivery, spawn_dev, wait_for_gateway};
 
 mod support;
 
@@ -129,15 +129,8 @@ fn one_delivery_is_one_exported_trace_with_semantic_attributes() {
     let (mut child, lines) = spawn_dev(command);
     let gateway = wait_for_gateway(&lines, Instant::now() + Duration::from_secs(15))
         .expect("the system starts");
-    let body = include_str!("../../functions/ingestion/tests/fixtures/delivery_request.json");
     let traceparent = format!("00-{TRACE_ID}-{CALLER_SPAN}-01");
-    let status = post(
-        &gateway,
-        "/api/deliveryrequests",
-        body,
-        &[("traceparent", &traceparent)],
-    );
-    assert_eq!(status, 202);
+    assert_eq!(post_traced_delivery(&gateway, &traceparent), 202);
 
     // The workflow calls package, drone scheduler and delivery; wait for the last server
     // spans to be exported.

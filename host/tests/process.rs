@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use runtime::telemetry::startup::Phase;
 use runtime::testing::metrics::sample;
-use support::process::{Lines, get, post, spawn_dev, wait_for_gateway};
+use support::process::{Lines, get, post_traced_delivery, spawn_dev, wait_for_gateway};
 
 mod support;
 
@@ -161,15 +161,8 @@ fn one_delivery_is_one_trace_in_the_logs_of_all_five_functions() {
     let (mut child, lines) = spawn_dev(command);
     let deadline = Instant::now() + Duration::from_secs(10);
     let gateway = wait_for_gateway(&lines, deadline).expect("the system starts");
-    let body = include_str!("../../functions/ingestion/tests/fixtures/delivery_request.json");
     let traceparent = format!("00-{TRACE_ID}-00f067aa0ba902b7-01");
-    let status = post(
-        &gateway,
-        "/api/deliveryrequests",
-        body,
-        &[("traceparent", &traceparent)],
-    );
-    assert_eq!(status, 202);
+    assert_eq!(post_traced_delivery(&gateway, &traceparent), 202);
 
     let all = [
         "ingestion",

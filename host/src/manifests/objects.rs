@@ -88,6 +88,11 @@ fn env_vars(f: &Deployment, env: &Environment) -> Vec<Value> {
         .collect()
 }
 
+/// CPU and memory as Kubernetes quantities.
+fn quantities(cpu_millis: u32, memory_mib: u32) -> Value {
+    json!({ "cpu": format!("{cpu_millis}m"), "memory": format!("{memory_mib}Mi") })
+}
+
 fn probe(path: &str, period: u32, failures: u32) -> Value {
     json!({
         "httpGet": { "path": path, "port": "http" },
@@ -152,14 +157,8 @@ pub fn deployment(f: &Deployment, env: &Environment) -> Value {
         "ports": [{ "name": "http", "containerPort": PORT, "protocol": "TCP" }],
         "env": env_vars(f, env),
         "resources": {
-            "requests": {
-                "cpu": format!("{}m", r.cpu_request_millis),
-                "memory": format!("{}Mi", r.memory_request_mib),
-            },
-            "limits": {
-                "cpu": format!("{}m", r.cpu_limit_millis),
-                "memory": format!("{}Mi", r.memory_limit_mib),
-            },
+            "requests": quantities(r.cpu_request_millis, r.memory_request_mib),
+            "limits": quantities(r.cpu_limit_millis, r.memory_limit_mib),
         },
         // Start-up is config, secrets and connections: a minute at most.
         "startupProbe": probe("/healthz", 2, 30),
@@ -612,15 +611,9 @@ pub fn namespace(functions: &[Deployment], env: &Environment, profile: Profile) 
             "spec": {
                 "limits": [{
                     "type": "Container",
-                    "defaultRequest": {
-                        "cpu": format!("{}m", small.cpu_request_millis),
-                        "memory": format!("{}Mi", small.memory_request_mib),
-                    },
-                    "default": {
-                        "cpu": format!("{}m", small.cpu_limit_millis),
-                        "memory": format!("{}Mi", small.memory_limit_mib),
-                    },
-                    "max": { "cpu": format!("{max_cpu}m"), "memory": format!("{max_mem}Mi") },
+                    "defaultRequest": quantities(small.cpu_request_millis, small.memory_request_mib),
+                    "default": quantities(small.cpu_limit_millis, small.memory_limit_mib),
+                    "max": quantities(max_cpu, max_mem),
                 }],
             },
         }),

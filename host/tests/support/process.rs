@@ -98,3 +98,15 @@ pub fn post(addr: &str, path: &str, body: &str, headers: &[(&str, &str)]) -> u16
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
 }
+
+/// Sends the sample delivery request to the gateway as a caller in trace `traceparent`;
+/// the status code.
+pub fn post_traced_delivery(gateway: &str, traceparent: &str) -> u16 {
+    let body = include_str!("../../../functions/ingestion/tests/fixtures/delivery_request.json");
+    post(
+        gateway,
+        "/api/deliveryrequests",
+        body,
+        &[("traceparent", traceparent)],
+    )
+}
