@@ -357,7 +357,7 @@ async fn request_delivery(
     let id = message_id(key.as_deref(), &delivery_id, Operation::Delivery, &headers);
     let accepted = once(&state, key, fingerprint, || async {
         enqueue(&state, Operation::Delivery, id, &message, &trace).await?;
-        tracing::info!(delivery_id = %message.delivery_id, "delivery request accepted");
+        tracing::info!("delivery request accepted");
         Ok(Accepted {
             status: StatusCode::ACCEPTED,
             body: echo(&message),
@@ -384,7 +384,7 @@ async fn cancel(
     };
     let accepted = once(&state, key, fingerprint, || async {
         enqueue(&state, Operation::Cancel, id, &message, &trace).await?;
-        tracing::info!(%delivery_id, "cancellation accepted");
+        tracing::info!("cancellation accepted");
         Ok(Accepted {
             status: StatusCode::NO_CONTENT,
             body: Value::Null,
@@ -434,7 +434,7 @@ async fn reschedule(
     let fingerprint = format!("PATCH\n{delivery_id}\n{body}");
     let accepted = once(&state, key, fingerprint, || async {
         enqueue(&state, Operation::Reschedule, id, &message, &trace).await?;
-        tracing::info!(%delivery_id, "reschedule accepted");
+        tracing::info!("reschedule accepted");
         Ok(Accepted {
             status: StatusCode::ACCEPTED,
             body: serde_json::to_value(&message).unwrap_or(Value::Null),

@@ -50,16 +50,18 @@ pub type Files = BTreeMap<String, String>;
 
 /// Reads an input file, refusing unknown fields.
 pub fn read_input(path: &Path) -> Result<Environment, ManifestError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ManifestError::one(format!("{}: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| ManifestError::one(format!("{}: {e}", path.display())))
+    read_json(path)
 }
 
 /// Reads a declaration written as JSON (the broken-declaration fixtures use this).
 pub fn read_declaration(path: &Path) -> Result<Deployment, ManifestError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ManifestError::one(format!("{}: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| ManifestError::one(format!("{}: {e}", path.display())))
+    read_json(path)
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ManifestError> {
+    let failed = |e: &dyn fmt::Display| ManifestError::one(format!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| failed(&e))?;
+    serde_json::from_str(&text).map_err(|e| failed(&e))
 }
 
 /// Puts `declaration` in place of the function of the same name, or adds it.
@@ -222,13 +224,8 @@ pub fn differences(files: &Files, dir: &Path) -> Vec<String> {
             Err(_) => out.push(format!("{} is missing", dir.join(name).display())),
         }
     }
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".yaml") && !files.contains_key(&name) {
-                out.push(format!("{} is not generated", dir.join(name).display()));
-            }
-        }
+    for path in stray_yaml(files, dir) {
+        out.push(format!("{} is not generated", path.display()));
     }
     out.sort();
     out
@@ -237,14 +234,26 @@ pub fn differences(files: &Files, dir: &Path) -> Vec<String> {
 /// Writes `files` into `dir`, removing YAML files that are no longer generated.
 pub fn write(files: &Files, dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    for entry in std::fs::read_dir(dir)?.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".yaml") && !files.contains_key(&name) {
-            std::fs::remove_file(entry.path())?;
-        }
+    for path in stray_yaml(files, dir) {
+        std::fs::remove_file(path)?;
     }
     for (name, text) in files {
         std::fs::write(dir.join(name), text)?;
     }
     Ok(())
+}
+
+/// The YAML files in `dir` that generation no longer writes.
+fn stray_yaml(files: &Files, dir: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            name.ends_with(".yaml") && !files.contains_key(&name)
+        })
+        .map(|entry| entry.path())
+        .collect()
 }

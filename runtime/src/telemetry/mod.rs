@@ -46,12 +46,6 @@ impl Drop for TelemetryGuard {
     }
 }
 
-/// Installs logging without trace export (see [`init_telemetry`]).
-pub fn init_logging(format: LogFormat) {
-    // No provider, so the guard has nothing to flush.
-    drop(init_telemetry(format, None, ""));
-}
-
 /// Installs the global tracing subscriber: log lines filtered by `RUST_LOG` (default
 /// `info`), and with `otlp` set, span export under `service` unless `OTEL_SERVICE_NAME`
 /// names another. Call before starting an async runtime. Safe to call more than once:
@@ -88,7 +82,9 @@ pub fn init_telemetry(
     if let Some(e) = export_error {
         tracing::error!(error = %e, "trace export is off");
     }
-    TelemetryGuard {
-        provider: provider.filter(|_| installed),
+    let provider = provider.filter(|_| installed);
+    if provider.is_some() {
+        otlp::mark_exporting();
     }
+    TelemetryGuard { provider }
 }

@@ -8,6 +8,8 @@
 //! The SDK reads the rest of the standard variables itself (`OTEL_EXPORTER_OTLP_HEADERS`,
 //! `..._TIMEOUT`, `OTEL_BSP_*`, `OTEL_RESOURCE_ATTRIBUTES`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState, TracerProvider as _,
 };
@@ -18,6 +20,19 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::config::EnvReader;
 use crate::trace::TraceContext;
+
+/// Set once the export layer is installed. Without it, linking a span to its remote parent
+/// would still build an OpenTelemetry context (an allocation) on every request and message
+/// for nothing.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+pub(super) fn mark_exporting() {
+    EXPORTING.store(true, Ordering::Relaxed);
+}
+
+fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
 
 const ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 const TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
@@ -91,6 +106,9 @@ where
 /// Makes `span` a child of the remote span `parent` names (the caller's `traceparent`, or
 /// a message's), so the exported span joins that trace. Does nothing when export is off.
 pub fn link_to_remote_parent(span: &tracing::Span, parent: &TraceContext) {
+    if !exporting() {
+        return;
+    }
     let remote = SpanContext::new(
         TraceId::from_bytes(parent.trace_id_bytes()),
         SpanId::from_bytes(parent.span_id_bytes()),
@@ -106,6 +124,9 @@ pub fn link_to_remote_parent(span: &tracing::Span, parent: &TraceContext) {
 /// export is on, so the callee's span is its child; a new span id in the same trace when
 /// it is off.
 pub fn outgoing(span: &tracing::Span, trace: &TraceContext) -> TraceContext {
+    if !exporting() {
+        return trace.child();
+    }
     let context = span.context();
     let exported = context.span().span_context().clone();
     if exported.is_valid() && exported.trace_id().to_bytes() == trace.trace_id_bytes() {
