@@ -1,41 +1,142 @@
-//! `fabrikam dev`: the whole system on this machine, embedded queue and stores.
-//! `fabrikam manifests`: the Kubernetes and KEDA manifests of an environment.
+//! `fabrikam`: the host's command line.
+//! - `fabrikam dev`: the whole system on this machine, embedded queue and stores.
+//! - `fabrikam manifests`: the Kubernetes and KEDA manifests of an environment.
+//! - `fabrikam images`: one OCI image per function, without a container engine.
+//! - `fabrikam functions`: the registered functions, one per line, for scripts.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use host::manifests;
-use runtime::deploy::Profile;
-
+use clap::{Args, Parser, Subcommand};
+use host::{images, manifests};
 use runtime::config::ProcessEnv;
+use runtime::deploy::Profile;
 use runtime::lifecycle::{Shutdown, shutdown_on_signals};
 use runtime::telemetry::init_telemetry;
 use runtime::telemetry::startup::mark_process_start;
 
-const USAGE: &str = "usage: fabrikam dev
-       fabrikam manifests --profile dev|prod [--input FILE] [--out DIR] [--check]
-                          [--declaration FILE]...
+#[derive(Debug, Parser)]
+#[command(
+    name = "fabrikam",
+    version,
+    about = "The Fabrikam function host's tools"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
 
-  dev          run all five functions and the gateway locally on embedded defaults
-  manifests    render the functions' declarations into Kubernetes and KEDA objects:
-               --input defaults to keda/input/PROFILE.json, --out to keda/PROFILE;
-               --check writes nothing and fails if the folder differs;
-               --declaration replaces a function's declaration with one read from JSON
-";
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every function and the gateway locally on embedded defaults (the default command).
+    Dev,
+    /// Render the functions' declarations into Kubernetes and KEDA objects.
+    Manifests(ManifestsArgs),
+    /// Build one OCI image per function from its static binary (see scripts/images).
+    Images(ImagesArgs),
+    /// Print the registered functions, one name per line.
+    Functions,
+    /// Route requests to functions running elsewhere by their declared path prefixes, as
+    /// the cluster's interceptor (every prefix) or ingress (`--public`) does.
+    Gateway(GatewayArgs),
+}
+
+#[derive(Debug, Args)]
+struct GatewayArgs {
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// Where a function listens, as NAME=HOST:PORT (one per HTTP function).
+    #[arg(long = "upstream", value_name = "NAME=HOST:PORT", value_parser = parse_upstream)]
+    upstreams: Vec<(String, std::net::SocketAddr)>,
+    /// Only the public prefixes, as the ingress.
+    #[arg(long)]
+    public: bool,
+}
+
+fn parse_upstream(s: &str) -> Result<(String, std::net::SocketAddr), String> {
+    let (name, addr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not NAME=HOST:PORT"))?;
+    let addr = addr
+        .parse()
+        .map_err(|e| format!("{addr:?} is not HOST:PORT: {e}"))?;
+    Ok((name.to_owned(), addr))
+}
+
+#[derive(Debug, Args)]
+struct ManifestsArgs {
+    /// The environment profile.
+    #[arg(long, value_parser = parse_profile)]
+    profile: Profile,
+    /// The environment's input file [default: keda/input/PROFILE.json].
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Where to write [default: keda/PROFILE].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write nothing; fail if the folder differs from what would be written.
+    #[arg(long)]
+    check: bool,
+    /// Replace a function's declaration with one read from this JSON file (repeatable).
+    #[arg(long = "declaration", value_name = "FILE")]
+    declarations: Vec<PathBuf>,
+    /// Reference each function's image by the digest in this images.json
+    /// (from `fabrikam images`) instead of by the input's tag.
+    #[arg(long, value_name = "IMAGES_JSON")]
+    images: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ImagesArgs {
+    /// The folder with one static binary per function, named after it.
+    #[arg(long)]
+    binaries: PathBuf,
+    /// The target triple the binaries were built for (the SBOM lists its crates).
+    #[arg(long, default_value = "x86_64-unknown-linux-musl")]
+    target: String,
+    #[arg(long, default_value = "target/images")]
+    out: PathBuf,
+    /// The tag every image gets.
+    #[arg(long)]
+    tag: String,
+    /// The commit's time: the only date the images carry.
+    #[arg(long, env = "SOURCE_DATE_EPOCH")]
+    source_date_epoch: u64,
+    /// org.opencontainers.image.source: where the code is.
+    #[arg(long)]
+    source: String,
+    /// org.opencontainers.image.revision: the commit.
+    #[arg(long)]
+    revision: String,
+    /// The CA certificates to ship.
+    #[arg(long, default_value = images::CA_BUNDLE)]
+    ca_bundle: PathBuf,
+    /// The Debian ca-certificates version of --ca-bundle, for the SBOM.
+    #[arg(long)]
+    ca_version: String,
+    /// The workspace root, for Cargo.lock and `cargo tree`.
+    #[arg(long, default_value = ".")]
+    workspace: PathBuf,
+}
+
+fn parse_profile(s: &str) -> Result<Profile, String> {
+    Profile::parse(s).ok_or_else(|| "the profile must be dev or prod".to_owned())
+}
 
 fn main() -> ExitCode {
     mark_process_start();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        None | Some("dev") => dev(),
-        Some("manifests") => manifests(&args[1..]),
-        Some("-h" | "--help" | "help") => {
-            print!("{USAGE}");
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Dev) {
+        Command::Dev => dev(),
+        Command::Manifests(args) => manifests(args),
+        Command::Images(args) => images(args),
+        Command::Gateway(args) => gateway(args),
+        Command::Functions => {
+            for f in manifests::declarations() {
+                println!("{}", f.name);
+            }
             ExitCode::SUCCESS
-        }
-        Some(other) => {
-            eprint!("fabrikam: unknown command {other:?}\n\n{USAGE}");
-            ExitCode::from(2)
         }
     }
 }
@@ -82,39 +183,20 @@ fn dev() -> ExitCode {
     })
 }
 
-fn manifests(args: &[String]) -> ExitCode {
-    let usage = |problem: &str| {
-        eprint!("fabrikam manifests: {problem}\n\n{USAGE}");
-        ExitCode::from(2)
-    };
-    let (mut profile, mut input, mut out, mut check) = (None, None, None, false);
-    let mut replacements = Vec::new();
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--check" => check = true,
-            "--profile" | "--input" | "--out" | "--declaration" => {
-                let Some(value) = args.next() else {
-                    return usage(&format!("{arg} needs a value"));
-                };
-                match arg.as_str() {
-                    "--profile" => profile = Some(value.clone()),
-                    "--input" => input = Some(PathBuf::from(value)),
-                    "--declaration" => replacements.push(PathBuf::from(value)),
-                    _ => out = Some(PathBuf::from(value)),
-                }
-            }
-            other => return usage(&format!("unknown argument {other:?}")),
+fn manifests(args: ManifestsArgs) -> ExitCode {
+    let profile = args.profile;
+    let input = args
+        .input
+        .unwrap_or_else(|| format!("keda/input/{}.json", profile.name()).into());
+    let out = args
+        .out
+        .unwrap_or_else(|| format!("keda/{}", profile.name()).into());
+    let rendered = manifests::read_input(&input).and_then(|mut env| {
+        if let Some(path) = &args.images {
+            manifests::pin_images(&mut env, path)?;
         }
-    }
-    let Some(profile) = profile.as_deref().and_then(Profile::parse) else {
-        return usage("--profile must be dev or prod");
-    };
-    let input = input.unwrap_or_else(|| format!("keda/input/{}.json", profile.name()).into());
-    let out = out.unwrap_or_else(|| format!("keda/{}", profile.name()).into());
-    let rendered = manifests::read_input(&input).and_then(|env| {
         let mut functions = manifests::declarations();
-        for path in &replacements {
+        for path in &args.declarations {
             manifests::replace_declaration(&mut functions, manifests::read_declaration(path)?);
         }
         manifests::render(profile, &functions, &env)
@@ -126,7 +208,7 @@ fn manifests(args: &[String]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if check {
+    if args.check {
         let differences = manifests::differences(&files, &out);
         if differences.is_empty() {
             return ExitCode::SUCCESS;
@@ -149,4 +231,106 @@ fn manifests(args: &[String]) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn images(args: ImagesArgs) -> ExitCode {
+    let options = images::Options {
+        workspace: args.workspace,
+        binaries: args.binaries,
+        target: args.target,
+        out: args.out,
+        tag: args.tag,
+        source_date_epoch: args.source_date_epoch,
+        source: args.source,
+        revision: args.revision,
+        ca_bundle: args.ca_bundle,
+        ca_version: args.ca_version,
+    };
+    let functions = manifests::declarations();
+    let names: Vec<&str> = functions.iter().map(|f| f.name.as_str()).collect();
+    match images::build(&names, &options) {
+        Ok(catalog) => {
+            for image in &catalog.images {
+                println!(
+                    "{}:{}@{} {:.2} MiB",
+                    image.name,
+                    image.tag,
+                    image.digest,
+                    image.compressed_size as f64 / (1024.0 * 1024.0)
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("fabrikam images: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn gateway(args: GatewayArgs) -> ExitCode {
+    let functions = manifests::declarations();
+    let upstream = |name: &str| {
+        args.upstreams
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, addr)| *addr)
+    };
+    let unknown: Vec<&str> = args
+        .upstreams
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| !functions.iter().any(|f| f.name == *n))
+        .collect();
+    if !unknown.is_empty() {
+        eprintln!("fabrikam gateway: not functions: {}", unknown.join(", "));
+        return ExitCode::from(2);
+    }
+    let routes = match host::gateway_routes(&functions, upstream, args.public) {
+        Ok(routes) => routes,
+        Err(e) => {
+            eprintln!("fabrikam gateway: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut reader = runtime::EnvReader::new(&ProcessEnv);
+    let host = runtime::HostConfig::from_env(&mut reader);
+    if let Err(e) = reader.finish() {
+        eprintln!("fabrikam gateway: {e}");
+        return ExitCode::from(2);
+    }
+    let _telemetry = init_telemetry(host.log_format, host.otlp.as_ref(), "fabrikam-gateway");
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fabrikam: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(args.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("fabrikam gateway: cannot listen on {}: {e}", args.listen);
+                return ExitCode::FAILURE;
+            }
+        };
+        let shutdown = Shutdown::new();
+        shutdown_on_signals(shutdown.clone());
+        for route in &routes {
+            tracing::info!(prefix = %route.prefix, upstream = %route.upstream, "gateway route");
+        }
+        tracing::info!(addr = %args.listen, "gateway listening");
+        let app = runtime::gateway::gateway(routes);
+        match runtime::http::serve(listener, app, shutdown, host.shutdown_grace).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "gateway failed");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
