@@ -2,12 +2,14 @@
 //! queue broker (embedded, or an AMQP 1.0 broker when one is configured), behind a gateway
 //! that routes like the cluster's ingress.
 
+pub mod images;
 pub mod manifests;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use runtime::config::{ConfigError, EnvReader};
+use runtime::deploy::Deployment;
 use runtime::function::{HostConfig, RunningFunction, StartError, start};
 use runtime::gateway::{GatewayRoute, gateway};
 use runtime::lifecycle::Shutdown;
@@ -141,6 +143,41 @@ fn port(first: u16, offset: u16) -> u16 {
     if first == 0 { 0 } else { first + offset }
 }
 
+/// The gateway's routes, from the functions' declarations: each HTTP function's path
+/// prefixes, or only its public ones when `public_only` (as the cluster's ingress sends
+/// them), to the address `upstream` gives it. An HTTP function without an address is an
+/// error naming it.
+pub fn gateway_routes(
+    functions: &[Deployment],
+    upstream: impl Fn(&str) -> Option<SocketAddr>,
+    public_only: bool,
+) -> Result<Vec<GatewayRoute>, String> {
+    let mut routes = Vec::new();
+    let mut missing = Vec::new();
+    for f in functions {
+        let Some((prefixes, public)) = f.http_trigger() else {
+            continue;
+        };
+        let Some(addr) = upstream(&f.name) else {
+            missing.push(f.name.as_str());
+            continue;
+        };
+        let prefixes = if public_only { public } else { prefixes };
+        routes.extend(prefixes.iter().map(|prefix| GatewayRoute {
+            prefix: prefix.to_ascii_lowercase(),
+            upstream: addr,
+        }));
+    }
+    if missing.is_empty() {
+        Ok(routes)
+    } else {
+        Err(format!(
+            "no address for the HTTP functions {}",
+            missing.join(", ")
+        ))
+    }
+}
+
 /// Starts all five functions and the gateway; everything stops when `shutdown` trips.
 pub async fn start_dev(mut config: DevConfig, shutdown: Shutdown) -> Result<DevSystem, StartError> {
     let o = config.options;
@@ -231,4 +268,44 @@ pub async fn start_dev(mut config: DevConfig, shutdown: Shutdown) -> Result<DevS
         embedded,
         gateway_task,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn gateway_routes_come_from_the_declarations_and_the_ingress_keeps_only_public_ones() {
+        let functions = manifests::declarations();
+        let ports: Vec<(String, u16)> = functions
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name.clone(), 9000 + i as u16))
+            .collect();
+        let upstream = |name: &str| ports.iter().find(|(n, _)| n == name).map(|(_, p)| addr(*p));
+        let all = gateway_routes(&functions, upstream, false).unwrap();
+        let prefixes: Vec<&str> = all.iter().map(|r| r.prefix.as_str()).collect();
+        for f in &functions {
+            for p in f
+                .http_trigger()
+                .map(|(p, _)| p.to_vec())
+                .unwrap_or_default()
+            {
+                assert!(prefixes.contains(&p.as_str()), "{p} missing");
+            }
+        }
+        let public = gateway_routes(&functions, upstream, true).unwrap();
+        let public: Vec<&str> = public.iter().map(|r| r.prefix.as_str()).collect();
+        assert!(public.contains(&"/api/deliveries/public"), "{public:?}");
+        assert!(!public.contains(&"/api/packages"), "{public:?}");
+
+        let e = gateway_routes(&functions, |_| None, false).unwrap_err();
+        assert!(e.contains("delivery") && e.contains("package"), "{e}");
+    }
 }

@@ -223,3 +223,75 @@ async fn each_declaration_matches_what_its_function_serves() {
     declared_as_built::<package::Package>().await;
     declared_as_built::<dronescheduler::DroneScheduler>().await;
 }
+
+/// A catalog as `fabrikam images` writes it, with one entry per `functions`.
+fn catalog(functions: &[&str]) -> host::images::Catalog {
+    host::images::Catalog {
+        images: functions
+            .iter()
+            .enumerate()
+            .map(|(i, f)| host::images::CatalogEntry {
+                function: (*f).to_owned(),
+                name: host::images::image_name(f),
+                tag: "sha-0123456789ab".to_owned(),
+                digest: format!("sha256:{i:064x}"),
+                compressed_size: 1,
+                layers: Vec::new(),
+                layout: (*f).to_owned(),
+                archive: format!("{f}.tar"),
+                sbom: format!("{f}.cdx.json"),
+                sbom_digest: format!("sha256:{:064x}", 0),
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn pinned_images_name_every_deployment_by_the_digest_that_was_built() {
+    let dir = std::env::temp_dir().join(runtime::testing::servers::unique_name("pinned"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let names: Vec<String> = declarations().into_iter().map(|d| d.name).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let images = dir.join("images.json");
+    catalog(&names).write(&images).unwrap();
+    let out = dir.join("dev");
+    let run = fabrikam(&[
+        "manifests",
+        "--profile",
+        "dev",
+        "--images",
+        images.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for (i, name) in names.iter().enumerate() {
+        let yaml = std::fs::read_to_string(out.join(format!("{name}.yaml"))).unwrap();
+        let expected = format!(
+            "image: fabrikamdevacr.azurecr.io/fabrikam-{name}:sha-0123456789ab@sha256:{i:064x}"
+        );
+        assert!(yaml.contains(&expected), "{name}: {expected} missing");
+    }
+
+    catalog(&names[..names.len() - 1]).write(&images).unwrap();
+    let run = fabrikam(&[
+        "manifests",
+        "--profile",
+        "dev",
+        "--images",
+        images.to_str().unwrap(),
+        "--check",
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    let last = names[names.len() - 1];
+    assert!(
+        stderr.contains(&format!("no image of {last} was built")),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -1,12 +1,15 @@
 """Offline checks of the generated manifests (keda/dev, keda/prod).
 
-Each profile is built with `kubectl kustomize`; every built-in object is validated with
+FABRIKAM_MANIFESTS names other rendered folders instead, as `PROFILE=FOLDER` pairs separated
+by commas (scripts/check-manifests --pinned checks the digest-pinned renderings so). Each
+folder is built with `kubectl kustomize`; every built-in object is validated with
 kubernetes-validate (Kubernetes 1.33 schemas, strict), and every KEDA and Secrets Store
 custom resource against its CRD's openAPIV3Schema (keda/tests/crds, the upstream CRDs) with
 unknown fields refused, as the API server refuses them for structural schemas.
 """
 
 import copy
+import os
 import pathlib
 import subprocess
 import tempfile
@@ -17,8 +20,19 @@ import yaml
 
 KEDA = pathlib.Path(__file__).resolve().parent.parent
 CRDS = KEDA / "tests" / "crds"
-PROFILES = ("dev", "prod")
 KUBERNETES_VERSION = "1.33.0"
+
+
+def folders():
+    """(name, profile, folder) of every rendered folder to check."""
+    given = os.environ.get("FABRIKAM_MANIFESTS")
+    if not given:
+        return [(p, p, KEDA / p) for p in ("dev", "prod")]
+    out = []
+    for pair in given.split(","):
+        profile, folder = pair.split("=", 1)
+        out.append((folder, profile, pathlib.Path(folder)))
+    return out
 
 
 def strict(schema):
@@ -59,9 +73,9 @@ def crd_schemas():
     return schemas
 
 
-def built(profile):
+def built(folder):
     out = subprocess.run(
-        ["kubectl", "kustomize", str(KEDA / profile)],
+        ["kubectl", "kustomize", str(folder)],
         check=True,
         capture_output=True,
         text=True,
@@ -73,14 +87,17 @@ class GeneratedManifests(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.schemas = crd_schemas()
-        cls.objects = {profile: built(profile) for profile in PROFILES}
+        cls.folders = folders()
+        cls.objects = {name: built(folder) for name, _, folder in cls.folders}
+        cls.profiles = {name: profile for name, profile, _ in cls.folders}
 
     def test_every_overlay_builds_and_holds_each_function(self):
-        for profile, objects in self.objects.items():
+        for name, objects in self.objects.items():
+            profile = self.profiles[name]
             kinds = {}
             for o in objects:
                 kinds.setdefault(o["kind"], []).append(o["metadata"]["name"])
-            with self.subTest(profile=profile):
+            with self.subTest(folder=name):
                 self.assertEqual(len(kinds["Deployment"]), 5, kinds)
                 self.assertEqual(kinds["ScaledObject"], ["workflow"])
                 self.assertEqual(len(kinds["HTTPScaledObject"]), 4)
@@ -99,10 +116,11 @@ class GeneratedManifests(unittest.TestCase):
                 with self.subTest(profile=profile, kind=o["kind"], name=o["metadata"]["name"]):
                     jsonschema.validate(o, self.schemas[key])
                     checked += 1
-        self.assertGreaterEqual(checked, 2 * (1 + 1 + 4 + 3))
+        self.assertGreaterEqual(checked, len(self.objects) * (1 + 1 + 4 + 3))
 
     def test_the_strict_schema_refuses_an_unknown_field(self):
-        scaled = next(o for o in self.objects["dev"] if o["kind"] == "ScaledObject")
+        objects = next(iter(self.objects.values()))
+        scaled = next(o for o in objects if o["kind"] == "ScaledObject")
         broken = copy.deepcopy(scaled)
         broken["spec"]["triggers"][0]["metdata"] = broken["spec"]["triggers"][0].pop("metadata")
         with self.assertRaises(jsonschema.ValidationError):
@@ -129,7 +147,8 @@ class GeneratedManifests(unittest.TestCase):
                 self.assertNotIn("ERROR", result.stdout)
 
     def test_the_scale_and_security_settings_the_issue_names(self):
-        for profile, objects in self.objects.items():
+        for name, objects in self.objects.items():
+            profile = self.profiles[name]
             by_kind = lambda kind: [o for o in objects if o["kind"] == kind]
             for d in by_kind("Deployment"):
                 pod = d["spec"]["template"]["spec"]
@@ -157,6 +176,16 @@ class GeneratedManifests(unittest.TestCase):
             ingress = by_kind("Ingress")[0]
             paths = [p["path"] for p in ingress["spec"]["rules"][0]["http"]["paths"]]
             self.assertEqual(sorted(paths), ["/api/deliveries/public", "/api/deliveryrequests"])
+
+
+    def test_pinned_renderings_name_every_image_by_digest(self):
+        if not os.environ.get("FABRIKAM_PINNED"):
+            self.skipTest("the committed folders name images by tag")
+        for name, objects in self.objects.items():
+            for d in (o for o in objects if o["kind"] == "Deployment"):
+                image = d["spec"]["template"]["spec"]["containers"][0]["image"]
+                with self.subTest(folder=name, deployment=d["metadata"]["name"]):
+                    self.assertRegex(image, r"^[^@]+/fabrikam-[a-z]+:[^@]+@sha256:[0-9a-f]{64}$")
 
 
 class CheckovExceptions(unittest.TestCase):

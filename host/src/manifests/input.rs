@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use runtime::deploy::Deployment;
 use serde::Deserialize;
 
+use crate::images::{self, Catalog};
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Environment {
@@ -31,6 +33,10 @@ pub struct Environment {
     pub keda_client_id: String,
     /// Per function: `<function>ClientId` and `<function>KeyVault`.
     pub functions: BTreeMap<String, FunctionIdentity>,
+    /// The built images (`fabrikam images`' catalog), when Deployments should name each
+    /// image by its digest rather than by `imageTag`.
+    #[serde(skip)]
+    pub pinned_images: Option<Catalog>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -47,6 +53,19 @@ impl Environment {
             .split('.')
             .next()
             .unwrap_or(&self.service_bus_namespace)
+    }
+
+    /// A function's image: `<registry>/fabrikam-<function>:<tag>`, plus `@<digest>` when
+    /// the images are pinned (the tag is then the catalog's, the one that was pushed).
+    pub fn image(&self, function: &str) -> String {
+        let name = images::image_name(function);
+        match self.pinned_images.as_ref().and_then(|c| c.get(function)) {
+            Some(image) => format!(
+                "{}/{name}:{}@{}",
+                self.image_registry, image.tag, image.digest
+            ),
+            None => format!("{}/{name}:{}", self.image_registry, self.image_tag),
+        }
     }
 
     /// Every problem with the input for these functions.
@@ -93,6 +112,16 @@ impl Environment {
                     ));
                 }
                 Some(_) => {}
+            }
+        }
+        if let Some(catalog) = &self.pinned_images {
+            for f in functions {
+                if catalog.get(&f.name).is_none() {
+                    problems.push(format!(
+                        "images: no image of {} was built (run scripts/images)",
+                        f.name
+                    ));
+                }
             }
         }
         for name in self.functions.keys() {

@@ -53,6 +53,14 @@ pub fn read_input(path: &Path) -> Result<Environment, ManifestError> {
     read_json(path)
 }
 
+/// Pins `env`'s images to the digests in the catalog at `path` (`fabrikam images`).
+pub fn pin_images(env: &mut Environment, path: &Path) -> Result<(), ManifestError> {
+    let catalog = crate::images::Catalog::read(path)
+        .map_err(|e| ManifestError::one(format!("{}: {e}", path.display())))?;
+    env.pinned_images = Some(catalog);
+    Ok(())
+}
+
 /// Reads a declaration written as JSON (the broken-declaration fixtures use this).
 pub fn read_declaration(path: &Path) -> Result<Deployment, ManifestError> {
     read_json(path)

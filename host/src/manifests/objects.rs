@@ -4,6 +4,7 @@ use runtime::deploy::{Deployment, Output, Profile};
 use serde_json::{Value, json};
 
 use super::input::Environment;
+use crate::images::USER_ID;
 
 /// The port every function listens on (`PORT`); its Service answers on 80.
 pub const PORT: u16 = 8080;
@@ -21,8 +22,6 @@ const INTERCEPTOR_PORT: u16 = 8080;
 /// The AKS application routing add-on's NGINX ingress class and namespace.
 const INGRESS_CLASS: &str = "webapprouting.kubernetes.azure.com";
 const INGRESS_NAMESPACE: &str = "app-routing-system";
-/// The image's non-root user (distroless `nonroot`).
-const USER_ID: u32 = 65532;
 
 fn labels(name: &str) -> Value {
     json!({
@@ -152,7 +151,7 @@ pub fn deployment(f: &Deployment, env: &Environment) -> Value {
     let r = f.resources;
     let mut container = json!({
         "name": f.name,
-        "image": format!("{}/fabrikam-{}:{}", env.image_registry, f.name, env.image_tag),
+        "image": env.image(&f.name),
         "imagePullPolicy": "Always",
         "ports": [{ "name": "http", "containerPort": PORT, "protocol": "TCP" }],
         "env": env_vars(f, env),
