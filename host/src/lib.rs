@@ -3,6 +3,7 @@
 //! that routes like the cluster's ingress.
 
 pub mod images;
+pub mod infra;
 pub mod manifests;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -34,11 +34,21 @@ enum Command {
     Manifests(ManifestsArgs),
     /// Build one OCI image per function from its static binary (see scripts/images).
     Images(ImagesArgs),
-    /// Print the registered functions, one name per line.
-    Functions,
+    /// Print the registered functions: one name per line, or their declarations.
+    Functions(FunctionsArgs),
     /// Route requests to functions running elsewhere by their declared path prefixes, as
     /// the cluster's interceptor (every prefix) or ingress (`--public`) does.
     Gateway(GatewayArgs),
+}
+
+#[derive(Debug, Args)]
+struct FunctionsArgs {
+    /// Every declaration as JSON (triggers, outputs, secrets, resources, scaling).
+    #[arg(long, conflicts_with = "infra")]
+    json: bool,
+    /// What infra/main.bicep loads: the contents of infra/functions.json.
+    #[arg(long)]
+    infra: bool,
 }
 
 #[derive(Debug, Args)]
@@ -85,6 +95,18 @@ struct ManifestsArgs {
     /// (from `fabrikam images`) instead of by the input's tag.
     #[arg(long, value_name = "IMAGES_JSON")]
     images: Option<PathBuf>,
+    /// Take the infra values (ids, registry, namespaces, vaults) from this file of
+    /// `infra/main.bicep`'s deployment outputs instead of the input's.
+    #[arg(long, value_name = "OUTPUTS_JSON")]
+    outputs: Option<PathBuf>,
+    /// Render the named developer environment of the dev profile: its own namespace
+    /// (`<namespace>-NAME`) and public host (`NAME.<publicHost>`).
+    #[arg(long, value_name = "NAME")]
+    environment: Option<String>,
+    /// Also write the input the manifests were rendered from (after --outputs and
+    /// --environment) to this file.
+    #[arg(long, value_name = "FILE")]
+    write_input: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -132,12 +154,7 @@ fn main() -> ExitCode {
         Command::Manifests(args) => manifests(args),
         Command::Images(args) => images(args),
         Command::Gateway(args) => gateway(args),
-        Command::Functions => {
-            for f in manifests::declarations() {
-                println!("{}", f.name);
-            }
-            ExitCode::SUCCESS
-        }
+        Command::Functions(args) => functions(&args),
     }
 }
 
@@ -191,15 +208,30 @@ fn manifests(args: ManifestsArgs) -> ExitCode {
     let out = args
         .out
         .unwrap_or_else(|| format!("keda/{}", profile.name()).into());
+    if args.environment.is_some() && profile != Profile::Dev {
+        eprintln!("fabrikam manifests: --environment renders from the dev profile only");
+        return ExitCode::from(2);
+    }
     let rendered = manifests::read_input(&input).and_then(|mut env| {
-        if let Some(path) = &args.images {
-            manifests::pin_images(&mut env, path)?;
-        }
         let mut functions = manifests::declarations();
         for path in &args.declarations {
             manifests::replace_declaration(&mut functions, manifests::read_declaration(path)?);
         }
-        manifests::render(profile, &functions, &env)
+        if let Some(path) = &args.outputs {
+            manifests::apply_outputs(&mut env, path, &functions)?;
+        }
+        if let Some(name) = &args.environment {
+            env.for_developer(name)
+                .map_err(|e| manifests::ManifestError(vec![e]))?;
+        }
+        if let Some(path) = &args.images {
+            manifests::pin_images(&mut env, path)?;
+        }
+        let files = manifests::render(profile, &functions, &env)?;
+        if let Some(path) = &args.write_input {
+            manifests::write_input(&env, path)?;
+        }
+        Ok(files)
     });
     let files = match rendered {
         Ok(files) => files,
@@ -333,4 +365,28 @@ fn gateway(args: GatewayArgs) -> ExitCode {
             }
         }
     })
+}
+
+fn functions(args: &FunctionsArgs) -> ExitCode {
+    let functions = manifests::declarations();
+    let text = if args.infra {
+        host::infra::functions_json(&functions)
+    } else if args.json {
+        serde_json::to_string_pretty(&functions).map(|mut t| {
+            t.push('\n');
+            t
+        })
+    } else {
+        Ok(functions.iter().map(|f| format!("{}\n", f.name)).collect())
+    };
+    match text {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("fabrikam functions: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

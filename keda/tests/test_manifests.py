@@ -99,8 +99,9 @@ class GeneratedManifests(unittest.TestCase):
                 kinds.setdefault(o["kind"], []).append(o["metadata"]["name"])
             with self.subTest(folder=name):
                 self.assertEqual(len(kinds["Deployment"]), 5, kinds)
-                self.assertEqual(kinds["ScaledObject"], ["workflow"])
-                self.assertEqual(len(kinds["HTTPScaledObject"]), 4)
+                self.assertEqual(sorted(kinds["ScaledObject"]), sorted(kinds["Deployment"]))
+                self.assertEqual(len(kinds["InterceptorRoute"]), 4)
+                self.assertNotIn("HTTPScaledObject", kinds)
                 self.assertEqual(
                     len(kinds.get("PodDisruptionBudget", [])),
                     5 if profile == "prod" else 0,
@@ -166,11 +167,9 @@ class GeneratedManifests(unittest.TestCase):
                     self.assertGreater(pod["terminationGracePeriodSeconds"], grace)
                     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
                         self.assertIn(probe, container)
-            for s in by_kind("ScaledObject") + by_kind("HTTPScaledObject"):
-                spec = s["spec"]
-                low = spec.get("minReplicaCount", spec.get("replicas", {}).get("min"))
+            for s in by_kind("ScaledObject"):
                 if profile == "dev":
-                    self.assertEqual(low, 0, s["metadata"]["name"])
+                    self.assertEqual(s["spec"]["minReplicaCount"], 0, s["metadata"]["name"])
             for t in by_kind("TriggerAuthentication"):
                 self.assertEqual(t["spec"]["podIdentity"]["provider"], "azure-workload")
             ingress = by_kind("Ingress")[0]
@@ -186,6 +185,49 @@ class GeneratedManifests(unittest.TestCase):
                 image = d["spec"]["template"]["spec"]["containers"][0]["image"]
                 with self.subTest(folder=name, deployment=d["metadata"]["name"]):
                     self.assertRegex(image, r"^[^@]+/fabrikam-[a-z]+:[^@]+@sha256:[0-9a-f]{64}$")
+
+
+    def test_http_routing_is_consistent_from_ingress_to_function(self):
+        """Every HTTP function's ScaledObject scales on its InterceptorRoute, which targets its
+        Service; every Ingress path and every URL a function calls another at is routed by an
+        InterceptorRoute rule on that host; the interceptor may reach the functions."""
+        for name, objects in self.objects.items():
+            by_kind = lambda kind: {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+            routes, services = by_kind("InterceptorRoute"), by_kind("Service")
+
+            def routed(host, path):
+                return [r for r, o in routes.items() for rule in o["spec"]["rules"]
+                        if host in rule.get("hosts", [])
+                        and any(path.startswith(p["value"]) for p in rule.get("paths", []))]
+
+            with self.subTest(folder=name):
+                for so in by_kind("ScaledObject").values():
+                    trigger = so["spec"]["triggers"][0]
+                    if trigger["type"] != "external-push":
+                        continue
+                    route = routes[trigger["metadata"]["interceptorRoute"]]
+                    self.assertEqual(route["spec"]["target"]["service"], so["spec"]["scaleTargetRef"]["name"])
+                    self.assertIn(route["spec"]["target"]["service"], services)
+                    self.assertTrue(trigger["metadata"]["scalerAddress"].startswith(
+                        "keda-add-ons-http-external-scaler."))
+                self.assertEqual(len(routes), sum(
+                    1 for so in by_kind("ScaledObject").values()
+                    if so["spec"]["triggers"][0]["type"] == "external-push"))
+                ingress = next(iter(by_kind("Ingress").values()))
+                backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"]
+                self.assertEqual(services[backend]["spec"]["type"], "ExternalName")
+                for rule in ingress["spec"]["rules"]:
+                    for path in rule["http"]["paths"]:
+                        self.assertEqual(len(routed(rule["host"], path["path"])), 1, path["path"])
+                for d in by_kind("Deployment").values():
+                    for e in d["spec"]["template"]["spec"]["containers"][0]["env"]:
+                        if e["name"].endswith("_SERVICE_URL"):
+                            host = e["value"].split("//", 1)[1].split(":", 1)[0]
+                            self.assertEqual(host.split(".")[0], backend, e["name"])
+                            # Every route answers on the host the calls use.
+                            for route, o in routes.items():
+                                hosts = {h for rule in o["spec"]["rules"] for h in rule["hosts"]}
+                                self.assertIn(host, hosts, f"{e['name']}: {route} is not on {host}")
 
 
 class CheckovExceptions(unittest.TestCase):

@@ -9,6 +9,12 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+/// The named developer environment a function runs in (`fabrikam manifests --environment`),
+/// if any. Environments share the dev profile's Redis and Cosmos DB account, so the stores
+/// scope their data by it: Redis keys under `<name>:`, MongoDB databases `<database>-<name>`
+/// (an explicit `REDIS_KEY_PREFIX` or database variable wins).
+pub const ENVIRONMENT_NAME: &str = "FABRIKAM_ENVIRONMENT";
+
 /// Where configuration values come from.
 pub trait Env: Send + Sync {
     /// The raw value of `name`, if set.

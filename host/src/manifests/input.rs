@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 
 use runtime::deploy::Deployment;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::images::{self, Catalog};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Environment {
     /// The Kubernetes namespace (infra's `kubernetesNamespace`; the federated credentials
@@ -33,13 +33,16 @@ pub struct Environment {
     pub keda_client_id: String,
     /// Per function: `<function>ClientId` and `<function>KeyVault`.
     pub functions: BTreeMap<String, FunctionIdentity>,
+    /// The named developer environment this input renders (`--environment`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment_name: Option<String>,
     /// The built images (`fabrikam images`' catalog), when Deployments should name each
     /// image by its digest rather than by `imageTag`.
     #[serde(skip)]
     pub pinned_images: Option<Catalog>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FunctionIdentity {
     pub client_id: String,
@@ -53,6 +56,39 @@ impl Environment {
             .split('.')
             .next()
             .unwrap_or(&self.service_bus_namespace)
+    }
+
+    /// Makes this the named developer environment `name` of the dev profile: its own
+    /// namespace `<namespace>-<name>` and public host `<name>.<publicHost>`, so that any
+    /// number of them share one cluster without an object name, host or namespace in
+    /// common. `name` must be a short DNS label.
+    pub fn for_developer(&mut self, name: &str) -> Result<(), String> {
+        let valid = !name.is_empty()
+            && name.len() <= 20
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && !name.ends_with('-')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !valid {
+            return Err(format!(
+                "environment {name:?} must be a DNS label of at most 20 characters: lower-case \
+                 letters, digits and '-', starting with a letter"
+            ));
+        }
+        self.namespace = format!("{}-{name}", self.namespace);
+        self.public_host = format!("{name}.{}", self.public_host);
+        self.environment_name = Some(name.to_owned());
+        Ok(())
+    }
+
+    /// The name a declared queue has here: `<queue>-<environment>` in a named environment,
+    /// whose messages must not reach another environment's workflow.
+    pub fn queue(&self, queue: &str) -> String {
+        match &self.environment_name {
+            Some(name) => format!("{queue}-{name}"),
+            None => queue.to_owned(),
+        }
     }
 
     /// A function's image: `<registry>/fabrikam-<function>:<tag>`, plus `@<digest>` when

@@ -4,6 +4,7 @@
 
 pub mod input;
 mod objects;
+mod outputs;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -59,6 +60,38 @@ pub fn pin_images(env: &mut Environment, path: &Path) -> Result<(), ManifestErro
         .map_err(|e| ManifestError::one(format!("{}: {e}", path.display())))?;
     env.pinned_images = Some(catalog);
     Ok(())
+}
+
+/// Puts the infra deployment's outputs (the JSON file `scripts/deploy` saves) in place of
+/// `env`'s infra values; every missing output and every disagreement is reported at once.
+pub fn apply_outputs(
+    env: &mut Environment,
+    path: &Path,
+    functions: &[Deployment],
+) -> Result<(), ManifestError> {
+    let outputs: Value = read_json(path)?;
+    let problems = outputs::apply(env, &outputs, functions);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ManifestError(
+            problems
+                .into_iter()
+                .map(|p| format!("{}: {p}", path.display()))
+                .collect(),
+        ))
+    }
+}
+
+/// Writes `env` as an input file (what a rendering was made from).
+pub fn write_input(env: &Environment, path: &Path) -> Result<(), ManifestError> {
+    let failed = |e: &dyn fmt::Display| ManifestError::one(format!("{}: {e}", path.display()));
+    let mut text = serde_json::to_string_pretty(env).map_err(|e| failed(&e))?;
+    text.push('\n');
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| failed(&e))?;
+    }
+    std::fs::write(path, text).map_err(|e| failed(&e))
 }
 
 /// Reads a declaration written as JSON (the broken-declaration fixtures use this).
@@ -176,13 +209,8 @@ pub fn render(
             list.push(objects::scaled_object(f, queue, env, profile));
         }
         if let Some((prefixes, public)) = f.http_trigger() {
-            list.push(objects::http_scaled_object(
-                f,
-                prefixes,
-                !public.is_empty(),
-                env,
-                profile,
-            ));
+            list.push(objects::interceptor_route(f, prefixes, public, env));
+            list.push(objects::http_scaled_object(f, env, profile));
         }
         if profile == Profile::Prod {
             list.push(objects::pod_disruption_budget(f, env));

@@ -16,9 +16,20 @@ const KILL_AFTER_SECONDS: u32 = DRAIN_GRACE_SECONDS + 10;
 pub const SECRETS_MOUNT: &str = "/mnt/secrets-store";
 /// The KEDA HTTP add-on's interceptor, reached from this namespace under this name.
 pub const INTERCEPTOR: &str = "keda-http-interceptor";
-const INTERCEPTOR_TARGET: &str =
-    "keda-add-ons-http-interceptor-proxy.kube-system.svc.cluster.local";
+/// Where the HTTP add-on runs: `scripts/deploy` installs its chart into kube-system, beside
+/// the AKS KEDA add-on, so its services are named so.
+const HTTP_ADD_ON_NAMESPACE: &str = "kube-system";
 const INTERCEPTOR_PORT: u16 = 8080;
+
+/// The interceptor's proxy Service, which the ExternalName Service points at.
+fn interceptor_target() -> String {
+    format!("keda-add-ons-http-interceptor-proxy.{HTTP_ADD_ON_NAMESPACE}.svc.cluster.local")
+}
+
+/// The HTTP add-on's external scaler, which KEDA asks for an HTTP function's traffic.
+fn external_scaler() -> String {
+    format!("keda-add-ons-http-external-scaler.{HTTP_ADD_ON_NAMESPACE}:9090")
+}
 /// The AKS application routing add-on's NGINX ingress class and namespace.
 const INGRESS_CLASS: &str = "webapprouting.kubernetes.azure.com";
 const INGRESS_NAMESPACE: &str = "app-routing-system";
@@ -66,20 +77,23 @@ fn env_vars(f: &Deployment, env: &Environment) -> Vec<Value> {
             "SERVICEBUS_NAMESPACE".to_owned(),
             env.service_bus_namespace.clone(),
         ));
-        vars.push(("QUEUE_NAME".to_owned(), queue));
+        vars.push(("QUEUE_NAME".to_owned(), env.queue(&queue)));
     }
     for output in &f.outputs {
         match output {
-            Output::Function { variable, .. } => vars.push((
-                variable.clone(),
-                format!("http://{INTERCEPTOR}:{INTERCEPTOR_PORT}"),
-            )),
+            Output::Function { variable, .. } => {
+                vars.push((variable.clone(), interceptor_url(env)))
+            }
             Output::Redis { .. } => vars.push((
                 "REDIS_URL".to_owned(),
                 format!("rediss://{}:6380", env.redis_host),
             )),
             Output::Queue { .. } | Output::MongoDb { .. } => {}
         }
+    }
+    if let Some(name) = &env.environment_name {
+        // Scopes the function's Redis keys and MongoDB databases to this environment.
+        vars.push((runtime::config::ENVIRONMENT_NAME.to_owned(), name.clone()));
     }
     vars.extend(f.env.iter().cloned());
     vars.into_iter()
@@ -289,7 +303,7 @@ pub fn scaled_object(f: &Deployment, queue: &str, env: &Environment, profile: Pr
                 "type": "azure-servicebus",
                 "metadata": {
                     "namespace": env.service_bus_name(),
-                    "queueName": queue,
+                    "queueName": env.queue(queue),
                     "messageCount": f.scaling.target_per_replica.to_string(),
                     "activationMessageCount": "0",
                 },
@@ -299,40 +313,51 @@ pub fn scaled_object(f: &Deployment, queue: &str, env: &Environment, profile: Pr
     })
 }
 
-/// The hosts the interceptor routes to an HTTP function: the internal name the workflow
-/// calls, and the public host for functions behind the ingress.
-fn interceptor_hosts(public: bool, env: &Environment) -> Vec<String> {
-    let mut hosts = vec![INTERCEPTOR.to_owned()];
-    if public {
-        hosts.push(env.public_host.clone());
-    }
-    hosts
+/// The host name the workflow and the ingress use to reach the interceptor from this
+/// namespace: the namespace-qualified name of its ExternalName Service. The interceptor
+/// routes on the Host header across the whole cluster, so each environment's internal host
+/// must differ; a bare `keda-http-interceptor` would be the same in every namespace.
+pub fn interceptor_host(env: &Environment) -> String {
+    format!("{INTERCEPTOR}.{}.svc.cluster.local", env.namespace)
 }
 
-pub fn http_scaled_object(
+/// The URL a function calls another function at: through the interceptor, which wakes the
+/// callee from zero.
+pub fn interceptor_url(env: &Environment) -> String {
+    format!("http://{}:{INTERCEPTOR_PORT}", interceptor_host(env))
+}
+
+/// How the HTTP add-on's interceptor routes to an HTTP function and measures its traffic:
+/// every declared prefix on the internal host, and only the public prefixes on the public
+/// host (the Ingress sends no other path, and this keeps it so if it ever did).
+///
+/// Cold start, on purpose: no placeholder and no fallback, so a request that arrives while
+/// the function is at zero is held until a replica is ready rather than answered with a
+/// stand-in (the workflow retries and the reference's clients treat a 503 as a failure).
+/// `readiness` bounds that hold at 30 s, about what scheduling, pulling a small image and
+/// starting take on a node that has room; `responseHeader` bounds a handler at 15 s (they
+/// answer in milliseconds); `request` bounds the whole exchange at 60 s, the ingress's own
+/// default read timeout.
+pub fn interceptor_route(
     f: &Deployment,
     prefixes: &[String],
-    public: bool,
+    public: &[String],
     env: &Environment,
-    profile: Profile,
 ) -> Value {
-    let replicas = f.scaling.replicas(profile);
+    let paths = |prefixes: &[String]| -> Vec<Value> {
+        prefixes.iter().map(|p| json!({ "value": p })).collect()
+    };
+    let mut rules = vec![json!({ "hosts": [interceptor_host(env)], "paths": paths(prefixes) })];
+    if !public.is_empty() {
+        rules.push(json!({ "hosts": [env.public_host], "paths": paths(public) }));
+    }
     json!({
-        "apiVersion": "http.keda.sh/v1alpha1",
-        "kind": "HTTPScaledObject",
+        "apiVersion": "http.keda.sh/v1beta1",
+        "kind": "InterceptorRoute",
         "metadata": metadata(&f.name, env),
         "spec": {
-            "hosts": interceptor_hosts(public, env),
-            "pathPrefixes": prefixes,
-            "scaleTargetRef": {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "name": f.name,
-                "service": f.name,
-                "port": 80,
-            },
-            "replicas": { "min": replicas.min, "max": replicas.max },
-            "scaledownPeriod": f.scaling.cooldown_seconds,
+            "target": { "service": f.name, "port": 80 },
+            "rules": rules,
             "scalingMetric": {
                 "requestRate": {
                     "targetValue": f.scaling.target_per_replica,
@@ -340,6 +365,35 @@ pub fn http_scaled_object(
                     "window": "1m",
                 },
             },
+            "timeouts": {
+                "readiness": "30s",
+                "responseHeader": "15s",
+                "request": "60s",
+            },
+        },
+    })
+}
+
+/// KEDA scales an HTTP function on what the HTTP add-on's scaler pushes for its
+/// InterceptorRoute (`external-push`), down to zero in dev.
+pub fn http_scaled_object(f: &Deployment, env: &Environment, profile: Profile) -> Value {
+    let replicas = f.scaling.replicas(profile);
+    json!({
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": metadata(&f.name, env),
+        "spec": {
+            "scaleTargetRef": { "name": f.name },
+            "minReplicaCount": replicas.min,
+            "maxReplicaCount": replicas.max,
+            "cooldownPeriod": f.scaling.cooldown_seconds,
+            "triggers": [{
+                "type": "external-push",
+                "metadata": {
+                    "scalerAddress": external_scaler(),
+                    "interceptorRoute": f.name,
+                },
+            }],
         },
     })
 }
@@ -418,7 +472,7 @@ pub fn calls_to_functions(f: &Deployment, env: &Environment) -> Option<Value> {
             "policyTypes": ["Egress"],
             "egress": [
                 {
-                    "to": [{ "namespaceSelector": namespace_selector("kube-system") }],
+                    "to": [{ "namespaceSelector": namespace_selector(HTTP_ADD_ON_NAMESPACE) }],
                     "ports": [{ "protocol": "TCP", "port": INTERCEPTOR_PORT }],
                 },
                 {
@@ -483,7 +537,7 @@ pub fn namespace_policies(http_functions: &[&str], env: &Environment) -> Vec<Val
                 "ingress": [{
                     "from": [
                         // The HTTP add-on's interceptor (every request passes through it)...
-                        { "namespaceSelector": namespace_selector("kube-system") },
+                        { "namespaceSelector": namespace_selector(HTTP_ADD_ON_NAMESPACE) },
                         // ...and the app routing NGINX controller.
                         { "namespaceSelector": namespace_selector(INGRESS_NAMESPACE) },
                     ],
@@ -514,7 +568,7 @@ pub fn interceptor_service(env: &Environment) -> Value {
         "metadata": metadata(INTERCEPTOR, env),
         "spec": {
             "type": "ExternalName",
-            "externalName": INTERCEPTOR_TARGET,
+            "externalName": interceptor_target(),
             "ports": [{ "name": "http", "port": INTERCEPTOR_PORT, "protocol": "TCP" }],
         },
     })

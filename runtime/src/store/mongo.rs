@@ -53,11 +53,17 @@ impl MongoSettings {
 
     /// Reads `MONGODB_URI` or `MONGODB_URI_FILE` (a file holding the connection string,
     /// which carries the account key on Cosmos DB), the function's database name from
-    /// `database_var` (default `default_database`) and `MONGODB_TIMEOUT_MS` (default 3000).
+    /// `database_var` (default `default_database`, or `<default_database>-<name>` in the
+    /// named environment [`crate::config::ENVIRONMENT_NAME`]) and `MONGODB_TIMEOUT_MS`
+    /// (default 3000).
     pub fn from_env(r: &mut EnvReader<'_>, database_var: &str, default_database: &str) -> Self {
         let inline = r.raw("MONGODB_URI");
         let from_file = r.secret_file("MONGODB_URI_FILE");
-        let database = r.string(database_var, default_database);
+        let default_database = match r.raw(crate::config::ENVIRONMENT_NAME) {
+            Some(name) => format!("{default_database}-{name}"),
+            None => default_database.to_owned(),
+        };
+        let database = r.string(database_var, &default_database);
         if !valid_database_name(&database) {
             r.problem(
                 database_var,
@@ -335,6 +341,15 @@ mod tests {
         result.unwrap();
         assert_eq!(settings.database, "pkg_test");
         assert_eq!(settings.uri.as_ref().map(hosts).unwrap(), "127.0.0.1:27017");
+    }
+
+    #[test]
+    fn a_named_environment_gets_its_own_database_unless_one_is_named() {
+        let env = MapEnv::from([("FABRIKAM_ENVIRONMENT", "alice")]);
+        assert_eq!(read(&env).0.database, "package-alice");
+        let env = env.with("PACKAGE_DATABASE", "pkg");
+        assert_eq!(read(&env).0.database, "pkg");
+        assert_eq!(read(&MapEnv::new()).0.database, "package");
     }
 
     #[test]

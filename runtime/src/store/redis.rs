@@ -43,12 +43,17 @@ impl fmt::Debug for RedisSettings {
 impl RedisSettings {
     /// Reads `REDIS_URL` (`redis://host:6379` or `rediss://host:6380` for TLS),
     /// `REDIS_PASSWORD_FILE` (a file holding the password or access key; it wins over a
-    /// password in the URL), `REDIS_KEY_PREFIX` (default none) and `REDIS_TIMEOUT_MS`
+    /// password in the URL), `REDIS_KEY_PREFIX` (default none, or `<name>:` in the named
+    /// environment [`crate::config::ENVIRONMENT_NAME`]) and `REDIS_TIMEOUT_MS`
     /// (default 2000). `None` when `REDIS_URL` is unset: the embedded store is used.
     pub fn from_env(r: &mut EnvReader<'_>) -> Option<Self> {
         let url = r.raw("REDIS_URL");
         let password = r.secret_file("REDIS_PASSWORD_FILE");
-        let key_prefix = r.string("REDIS_KEY_PREFIX", "");
+        let scope = r
+            .raw(crate::config::ENVIRONMENT_NAME)
+            .map(|name| format!("{name}:"))
+            .unwrap_or_default();
+        let key_prefix = r.string("REDIS_KEY_PREFIX", &scope);
         let timeout = r.millis(
             "REDIS_TIMEOUT_MS",
             Duration::from_secs(2),
@@ -224,6 +229,19 @@ mod tests {
         let (settings, result) = read(&MapEnv::new());
         assert!(settings.is_none());
         assert!(result.is_ok());
+    }
+
+    #[test]
+    fn a_named_environment_scopes_the_keys_unless_a_prefix_is_given() {
+        let env = MapEnv::from([
+            ("REDIS_URL", "redis://h:6379"),
+            ("FABRIKAM_ENVIRONMENT", "alice"),
+        ]);
+        assert_eq!(read(&env).0.unwrap().key_prefix, "alice:");
+        let env = env.with("REDIS_KEY_PREFIX", "mine:");
+        assert_eq!(read(&env).0.unwrap().key_prefix, "mine:");
+        let env = MapEnv::from([("REDIS_URL", "redis://h:6379")]);
+        assert_eq!(read(&env).0.unwrap().key_prefix, "");
     }
 
     #[test]
