@@ -27,25 +27,32 @@ param userMaxCount int
   'Premium'
 ])
 param serviceBusSku string
-param queueName string = 'deliveryrequests'
 param redisSku string
 param redisCapacity int
 param registrySku string
 param logRetentionDays int
 @description('Public IP ranges (CIDR) allowed to reach the AKS API server.')
 param apiServerAuthorizedIpRanges array
+@description('The repository Flux reads rendered manifests from (HTTPS).')
+param gitopsRepositoryUrl string
+@description('The branch .github/workflows/release.yml publishes rendered manifests to.')
+param gitopsBranch string = 'gitops'
+@description('How often Flux reconciles the cluster with that branch.')
+param gitopsSyncIntervalSeconds int = 120
+@description('A user and token Flux reads a private repository with; empty for a public one.')
+param gitopsHttpsUser string = ''
+@secure()
+param gitopsHttpsToken string = ''
 @description('Secrets written by this deployment expire this long after it (ISO 8601 duration).')
 param secretLifetime string = 'P180D'
 param deployedAt string = utcNow()
 
-// The functions, in the order the outputs below index them.
-var functions = [
-  'ingestion'
-  'workflow'
-  'delivery'
-  'package'
-  'dronescheduler'
-]
+// The functions, their secrets, their queues and who sends or receives on each: generated
+// from the functions' own declarations (`fabrikam functions --infra`; host/tests/infra.rs
+// fails when it is stale), so a function added to the registry gets its identity, vault and
+// roles here without an edit.
+var registry = loadJsonContent('functions.json')
+var functions = registry.functions
 var isProd = environment == 'prod'
 
 module monitoring 'modules/monitoring.bicep' = {
@@ -75,13 +82,26 @@ module aks 'modules/aks.bicep' = {
   }
 }
 
+module gitops 'modules/gitops.bicep' = {
+  name: 'gitops'
+  params: {
+    aksName: aks.outputs.name
+    repositoryUrl: gitopsRepositoryUrl
+    branch: gitopsBranch
+    path: './${environment}'
+    syncIntervalInSeconds: gitopsSyncIntervalSeconds
+    httpsUser: gitopsHttpsUser
+    httpsToken: gitopsHttpsToken
+  }
+}
+
 module serviceBus 'modules/servicebus.bicep' = {
   name: 'servicebus'
   params: {
     location: location
     namePrefix: namePrefix
     sku: serviceBusSku
-    queueName: queueName
+    queueNames: registry.queues
     // The host renews locks while a handler runs; a minute bounds how long a crashed
     // pod's messages wait before redelivery.
     lockDuration: 'PT1M'
@@ -131,22 +151,15 @@ resource cosmosAccount 'Microsoft.DocumentDB/databaseAccounts@2024-05-15' existi
   name: '${namePrefix}-cosmos'
 }
 
-// The secrets each function reads from its CSI mount (object name = file name).
-var mongoSecret = {
+// The value of every Key Vault object a function may declare (object name = the file name in
+// its CSI mount). Each function's vault gets only the objects it declares.
+var secretValues = {
+  'Redis-AccessKey': redisCache.listKeys().primaryKey
   'MongoDb-ConnectionString': cosmosAccount.listConnectionStrings().connectionStrings[0].connectionString
 }
-var functionSecrets = {
-  ingestion: {}
-  workflow: {}
-  delivery: {
-    'Redis-AccessKey': redisCache.listKeys().primaryKey
-  }
-  package: mongoSecret
-  dronescheduler: mongoSecret
-}
 
-module function 'modules/function.bicep' = [for name in functions: {
-  name: 'function-${name}'
+module function 'modules/function.bicep' = [for f in functions: {
+  name: 'function-${f.name}'
   dependsOn: [
     redis
     cosmos
@@ -154,11 +167,12 @@ module function 'modules/function.bicep' = [for name in functions: {
   params: {
     location: location
     namePrefix: namePrefix
-    functionName: name
+    functionName: f.name
     oidcIssuerUrl: aks.outputs.oidcIssuerUrl
     kubernetesNamespace: kubernetesNamespace
     tenantId: tenantId
-    secrets: functionSecrets[name]
+    secretNames: f.secrets
+    secretValues: secretValues
     softDeleteRetentionDays: isProd ? 90 : 7
     secretsExpireAt: dateTimeToEpoch(dateTimeAdd(deployedAt, secretLifetime))
   }
@@ -183,51 +197,47 @@ resource kedaFederation 'Microsoft.ManagedIdentity/userAssignedIdentities/federa
   }
 }
 
-module ingestionSends 'modules/queue-access.bicep' = {
-  name: 'queue-ingestion-sender'
+// Each function's role on the queues it sends to or receives from, as its declaration says.
+module functionQueueRoles 'modules/queue-access.bicep' = [for r in registry.queueRoles: {
+  name: 'queue-${r.function}-${r.role}-${r.queue}'
   params: {
     namespaceName: serviceBus.outputs.namespaceName
-    queueName: queueName
-    principalId: function[0].outputs.principalId
-    access: 'Sender'
+    queueName: r.queue
+    principalId: function[r.functionIndex].outputs.principalId
+    access: r.role
   }
-}
+}]
 
-module workflowReceives 'modules/queue-access.bicep' = {
-  name: 'queue-workflow-receiver'
+// KEDA reads the length of every queue that scales a function.
+module kedaReadsQueue 'modules/queue-access.bicep' = [for queue in registry.scaledQueues: {
+  name: 'queue-keda-metrics-${queue}'
   params: {
     namespaceName: serviceBus.outputs.namespaceName
-    queueName: queueName
-    principalId: function[1].outputs.principalId
-    access: 'Receiver'
-  }
-}
-
-module kedaReadsQueue 'modules/queue-access.bicep' = {
-  name: 'queue-keda-metrics'
-  params: {
-    namespaceName: serviceBus.outputs.namespaceName
-    queueName: queueName
+    queueName: queue
     principalId: kedaIdentity.properties.principalId
     access: 'MetricsReader'
   }
-}
+}]
 
-// The values keda/ needs for this environment (its input file; see keda/README.md).
+// The values keda/ needs for this environment: `fabrikam manifests --outputs` reads them into
+// its input (keda/README.md maps each one).
 output tenantId string = tenantId
 output aksName string = aks.outputs.name
+output kubernetesNamespace string = kubernetesNamespace
 output registryLoginServer string = registry.outputs.loginServer
 output serviceBusNamespace string = serviceBus.outputs.fullyQualifiedNamespace
-output queueName string = queueName
+output queueNames array = registry.queues
 output redisHost string = redis.outputs.hostName
 output kedaClientId string = kedaIdentity.properties.clientId
-output ingestionClientId string = function[0].outputs.clientId
-output ingestionKeyVault string = function[0].outputs.keyVaultName
-output workflowClientId string = function[1].outputs.clientId
-output workflowKeyVault string = function[1].outputs.keyVaultName
-output deliveryClientId string = function[2].outputs.clientId
-output deliveryKeyVault string = function[2].outputs.keyVaultName
-output packageClientId string = function[3].outputs.clientId
-output packageKeyVault string = function[3].outputs.keyVaultName
-output dronescheduleClientId string = function[4].outputs.clientId
-output dronescheduleKeyVault string = function[4].outputs.keyVaultName
+output functionIdentities array = [for (f, i) in functions: {
+  name: f.name
+  clientId: function[i].outputs.clientId
+  keyVault: function[i].outputs.keyVaultName
+  identityName: function[i].outputs.identityName
+  principalId: function[i].outputs.principalId
+}]
+// What scripts/dev-env needs to give a developer environment its own queue and federated
+// credentials.
+output oidcIssuerUrl string = aks.outputs.oidcIssuerUrl
+output kedaPrincipalId string = kedaIdentity.properties.principalId
+output serviceBusNamespaceName string = serviceBus.outputs.namespaceName

@@ -10,9 +10,11 @@ param functionName string
 param oidcIssuerUrl string
 param kubernetesNamespace string
 param tenantId string
-@description('Key Vault secret name -> value; the Secrets Store CSI driver mounts each as a file.')
+@description('The Key Vault objects this function declares; the Secrets Store CSI driver mounts each as a file.')
+param secretNames array
+@description('Object name -> value, for every object any function may declare; only secretNames are written.')
 @secure()
-param secrets object
+param secretValues object
 param softDeleteRetentionDays int
 @description('When the secrets expire (seconds since the epoch): rotate before then.')
 param secretsExpireAt int
@@ -58,11 +60,11 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   }
 }
 
-resource secret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = [for entry in items(secrets): {
+resource secret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = [for name in secretNames: {
   parent: vault
-  name: entry.key
+  name: name
   properties: {
-    value: entry.value
+    value: secretValues[name]
     contentType: 'text/plain'
     attributes: {
       enabled: true
@@ -84,3 +86,4 @@ resource readOwnSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 output clientId string = identity.properties.clientId
 output principalId string = identity.properties.principalId
 output keyVaultName string = vault.name
+output identityName string = identity.name

@@ -1,4 +1,5 @@
-// The Service Bus namespace and the delivery queue between ingestion and workflow. Sign-in
+// The Service Bus namespace and the queues between the functions (the delivery queue between
+// ingestion and workflow). Sign-in
 // is Entra only (no SAS keys): the functions and KEDA use workload identity.
 
 param location string
@@ -8,7 +9,8 @@ param namePrefix string
   'Premium'
 ])
 param sku string
-param queueName string
+@description('Every queue a function sends to or is triggered by (infra/functions.json).')
+param queueNames array
 @description('How long a received message stays locked; the host renews the lock while a handler runs.')
 param lockDuration string
 @description('Deliveries before a message is dead-lettered; the host abandons transient failures.')
@@ -30,9 +32,9 @@ resource namespace 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' = {
   }
 }
 
-resource queue 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview' = {
+resource queue 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview' = [for name in queueNames: {
   parent: namespace
-  name: queueName
+  name: name
   properties: {
     lockDuration: lockDuration
     maxDeliveryCount: maxDeliveryCount
@@ -42,9 +44,8 @@ resource queue 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview' = {
     defaultMessageTimeToLive: 'P14D'
     enablePartitioning: false
   }
-}
+}]
 
 output namespaceName string = namespace.name
 output namespaceId string = namespace.id
-output queueId string = queue.id
 output fullyQualifiedNamespace string = '${namespace.name}.servicebus.windows.net'

@@ -27,8 +27,29 @@ def parse(relative):
     return pycep.BicepParser().parse(file_path=INFRA / relative)
 
 
+def body(config):
+    """A resource's or module's own config, inside its loop if it has one."""
+    return config["config"] if "loop_type" in config else config
+
+
 def resource(template, name):
-    return template["resources"][name]["config"]
+    return body(template["resources"][name]["config"])
+
+
+def module(template, name):
+    return body(template["modules"][name]["config"])
+
+
+def accessor(*path):
+    """The parsed form of a property path such as `registry.functions`."""
+    node = path[0]
+    for part in path[1:]:
+        node = {"operator": {"type": "property_accessor", "operands": {"operand_1": node, "operand_2": part}}}
+    return node
+
+
+def loop_array(template, kind, name):
+    return template[kind][name]["config"]["loop_type"]["detail"]["array_name"]
 
 
 def role_definition_id(assignment):
@@ -148,18 +169,21 @@ class PerFunction(unittest.TestCase):
         self.assertEqual(federation["audiences"], ["api://AzureADTokenExchange"])
 
     def test_every_function_gets_an_identity_and_vault_with_the_secrets_it_reads(self):
+        # The list is generated from the declarations (infra/functions.json); which function
+        # reads which secret is checked against them in test_consistency.py.
         main = parse("main.bicep")
-        self.assertEqual(
-            main["variables"]["functions"]["value"],
-            ["ingestion", "workflow", "delivery", "package", "dronescheduler"],
-        )
-        secrets = main["variables"]["functionSecrets"]["value"]
-        self.assertEqual(secrets["ingestion"], {})
-        self.assertEqual(secrets["workflow"], {})
-        self.assertIn("'Redis-AccessKey'", secrets["delivery"])
-        self.assertEqual(secrets["package"], "mongoSecret")
-        self.assertEqual(secrets["dronescheduler"], "mongoSecret")
-        self.assertIn("'MongoDb-ConnectionString'", main["variables"]["mongoSecret"]["value"])
+        registry = main["variables"]["registry"]["value"]["function"]
+        self.assertEqual(registry["type"], "load_json_content")
+        self.assertEqual(registry["parameters"]["file_path"], "functions.json")
+        self.assertEqual(main["variables"]["functions"]["value"], accessor("registry", "functions"))
+        self.assertEqual(loop_array(main, "modules", "function"), "functions")
+        params = module(main, "function")["params"]
+        self.assertEqual(params["functionName"], accessor("f", "name"))
+        self.assertEqual(params["secretNames"], accessor("f", "secrets"))
+        # The vault holds only the objects the function declares.
+        template = parse("modules/function.bicep")
+        self.assertEqual(template["resources"]["secret"]["config"]["loop_type"]["detail"]["array_name"],
+                         "secretNames")
 
 
 class QueueRoles(unittest.TestCase):
@@ -169,27 +193,29 @@ class QueueRoles(unittest.TestCase):
         self.modules = parse("main.bicep")["modules"]
         self.roles = parse("modules/queue-access.bicep")["variables"]["roleIds"]["value"]
 
-    def principal_index(self, module):
-        principal = self.modules[module]["config"]["params"]["principalId"]
-        return principal["operator"]["operands"]["operand_1"]["operator"]["operands"]
-
     def test_role_ids_are_the_built_in_ones(self):
         self.assertEqual(self.roles["Sender"], ROLE["Azure Service Bus Data Sender"])
         self.assertEqual(self.roles["Receiver"], ROLE["Azure Service Bus Data Receiver"])
         self.assertEqual(self.roles["MetricsReader"], ROLE["Azure Service Bus Data Owner"])
 
-    def test_ingestion_sends_and_workflow_receives(self):
-        ingestion = self.modules["ingestionSends"]["config"]["params"]
-        self.assertEqual(ingestion["access"], "Sender")
-        self.assertEqual(self.principal_index("ingestionSends"),
-                         {"operand_1": "function", "operand_2": 0})
-        workflow = self.modules["workflowReceives"]["config"]["params"]
-        self.assertEqual(workflow["access"], "Receiver")
-        self.assertEqual(self.principal_index("workflowReceives"),
-                         {"operand_1": "function", "operand_2": 1})
+    def test_each_function_gets_the_role_its_declaration_asks_for(self):
+        # functions.json lists ingestion as Sender and workflow as Receiver, from their
+        # declarations (test_consistency.py and host/tests/infra.rs check that).
+        main = parse("main.bicep")
+        self.assertEqual(loop_array(main, "modules", "functionQueueRoles"), accessor("registry", "queueRoles"))
+        params = module(main, "functionQueueRoles")["params"]
+        self.assertEqual(params["access"], accessor("r", "role"))
+        self.assertEqual(params["queueName"], accessor("r", "queue"))
+        # function[r.functionIndex].outputs.principalId, as pycep nests it.
+        index = {"operator": {"type": "index_accessor", "operands": {
+            "operand_1": "function", "operand_2": accessor("r", "functionIndex")}}}
+        self.assertEqual(params["principalId"], {"operator": {"type": "property_accessor", "operands": {
+            "operand_1": index, "operand_2": accessor("outputs", "principalId")}}})
 
     def test_keda_reads_the_queue_with_its_own_federated_identity(self):
-        keda = self.modules["kedaReadsQueue"]["config"]["params"]
+        main = parse("main.bicep")
+        self.assertEqual(loop_array(main, "modules", "kedaReadsQueue"), accessor("registry", "scaledQueues"))
+        keda = module(main, "kedaReadsQueue")["params"]
         self.assertEqual(keda["access"], "MetricsReader")
         federation = resource(parse("main.bicep"), "kedaFederation")["properties"]
         self.assertEqual(federation["subject"], "system:serviceaccount:kube-system:keda-operator")
@@ -197,6 +223,44 @@ class QueueRoles(unittest.TestCase):
     def test_roles_are_scoped_to_the_queue_not_the_namespace(self):
         assignment = resource(parse("modules/queue-access.bicep"), "assignment")
         self.assertEqual(assignment["scope"], "queue")
+
+
+class GitOps(unittest.TestCase):
+    """Flux, as the AKS baseline runs it: the cluster pulls its environment's rendered
+    manifests and prunes what the branch no longer holds."""
+
+    def setUp(self):
+        self.template = parse("modules/gitops.bicep")
+        self.config = resource(self.template, "fluxConfiguration")
+
+    def test_the_flux_extension_runs_in_flux_system(self):
+        extension = resource(self.template, "flux")
+        self.assertEqual(extension["scope"], "aks")
+        self.assertEqual(extension["properties"]["extensionType"], "microsoft.flux")
+        self.assertEqual(extension["properties"]["scope"]["cluster"]["releaseNamespace"], "flux-system")
+
+    def test_a_git_source_and_a_pruning_kustomization_on_an_interval(self):
+        properties = self.config["properties"]
+        self.assertEqual(self.config["scope"], "aks")
+        self.assertEqual(properties["sourceKind"], "GitRepository")
+        self.assertIs(properties["suspend"], False)
+        self.assertEqual(properties["gitRepository"]["url"], "repositoryUrl")
+        self.assertEqual(properties["gitRepository"]["repositoryRef"]["branch"], "branch")
+        self.assertEqual(properties["gitRepository"]["syncIntervalInSeconds"], "syncIntervalInSeconds")
+        kustomization = properties["kustomizations"]["fabrikam"]
+        self.assertIs(kustomization["prune"], True)
+        self.assertEqual(kustomization["path"], "path")
+        self.assertEqual(kustomization["syncIntervalInSeconds"], "syncIntervalInSeconds")
+
+    def test_each_environment_reads_its_own_folder_of_the_gitops_branch(self):
+        main = parse("main.bicep")
+        params = main["modules"]["gitops"]["config"]["params"]
+        self.assertEqual(params["path"], "./${environment}")
+        self.assertEqual(params["branch"], "gitopsBranch")
+        self.assertEqual(main["parameters"]["gitopsBranch"]["default"], "gitops")
+        interval = main["parameters"]["gitopsSyncIntervalSeconds"]["default"]
+        self.assertTrue(30 <= interval <= 600, interval)
+        self.assertIn("secure", str(main["parameters"]["gitopsHttpsToken"]["decorators"]))
 
 
 class CheckovSkips(unittest.TestCase):
