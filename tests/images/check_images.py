@@ -78,6 +78,11 @@ SECRET_VALUES = {
 }
 
 
+# podman (rootful, with runc) and a DNS server on port 53 need root: through sudo when this
+# runs as another user, as on a CI runner.
+AS_ROOT = [] if os.geteuid() == 0 else ["sudo", "-n"]
+
+
 class Failure(Exception):
     pass
 
@@ -231,7 +236,7 @@ def check_push(state):
 
 class Podman:
     def __init__(self, state):
-        self.base = [
+        self.base = AS_ROOT + [
             "podman", "--root", str(state / "storage"), "--runroot", str(state / "run"),
             "--storage-driver", "vfs", "--runtime", "runc", "--cgroup-manager", "cgroupfs",
             "--events-backend", "file",
@@ -292,7 +297,7 @@ def start_dns(state, names):
     # data" instead of being refused for want of an upstream server.
     records += [f"--local=/{name}/" for name in sorted(names)]
     process = subprocess.Popen(
-        ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--bind-interfaces",
+        AS_ROOT + ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--bind-interfaces",
          f"--listen-address={DNS_ADDRESS}", "--port=53", "--pid-file=" + str(state / "dnsmasq.pid"),
          "--log-facility=" + str(state / "dnsmasq.log"), "--log-queries",
          "--local=/cluster.local/", *records],
@@ -505,13 +510,16 @@ def main():
         if not args.skip_reproducibility:
             check_reproducible(args.images, catalog)
             log("a second build of this commit gave the same bytes")
-        with tempfile.TemporaryDirectory(prefix="fabrikam-images-") as state:
-            state = pathlib.Path(state)
+        state = pathlib.Path(tempfile.mkdtemp(prefix="fabrikam-images-"))
+        try:
             os.chmod(state, 0o755)
             pushed = check_push(state)
             check(pushed == len(catalog["images"]), f"{pushed} of {len(catalog['images'])} images pushed")
             log(f"scripts/push-images: a registry serves all {pushed} images at the digests built")
             run_images(args.images, catalog, args.manifests, state, args.fabrikam)
+        finally:
+            # podman's storage is root's.
+            subprocess.run(AS_ROOT + ["rm", "-rf", str(state)], check=False)
     except Failure as e:
         print(f"check-images: FAILED: {e}", file=sys.stderr)
         return 1
