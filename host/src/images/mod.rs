@@ -108,6 +108,8 @@ pub fn build(functions: &[&str], options: &Options) -> Result<Catalog, ImageErro
     std::fs::create_dir_all(&options.out)
         .map_err(io_error(format!("cannot create {}", options.out.display())))?;
 
+    let crates_by_function = sbom::crates_of(&options.workspace, functions, &options.target)
+        .map_err(io_error("cannot list the crates of the functions"))?;
     let mut catalog = Catalog::default();
     for function in functions {
         let binary_path = options.binaries.join(function);
@@ -116,8 +118,10 @@ pub fn build(functions: &[&str], options: &Options) -> Result<Catalog, ImageErro
             path: binary_path.clone(),
             reason,
         })?;
-        let crates = sbom::crates_of(&options.workspace, function, &options.target)
-            .map_err(io_error(format!("cannot list the crates of {function}")))?;
+        let crates = crates_by_function
+            .get(*function)
+            .cloned()
+            .unwrap_or_default();
         let root = crates.iter().find(|c| c.name == *function);
         let version = root.map_or("0.0.0", |c| c.version.as_str());
         let licenses = root

@@ -1,7 +1,7 @@
 //! The software bill of materials of an image, as CycloneDX 1.5 JSON: the function's
-//! binary, every crate compiled into it (from `cargo tree`, which resolves features as
-//! `cargo build -p <function>` does, with the crates' checksums from `Cargo.lock`), the C
-//! library linked in statically, and the CA certificates.
+//! binary, every crate compiled into it (from `cargo tree` over the packages built
+//! together, with the crates' checksums from `Cargo.lock`), the C library linked in
+//! statically, and the CA certificates.
 //!
 //! Written by hand rather than with `cargo-cyclonedx`: that tool would be one more long
 //! `cargo install` on a fresh machine, and its documents carry the build's own time and a
@@ -41,64 +41,109 @@ pub struct ImageFacts<'a> {
     pub ca_digest: &'a str,
 }
 
-/// The crates compiled into `package`'s binary for `target`: its normal dependencies,
-/// without proc macros and build dependencies (they run at build time and are not linked).
-pub fn crates_of(workspace: &Path, package: &str, target: &str) -> io::Result<Vec<Crate>> {
-    let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+/// The crates compiled into each of `packages`' binaries for `target`, by package: their
+/// normal dependencies, without proc macros and build dependencies (they run at build time
+/// and are not linked). The packages are resolved together, as `scripts/images` builds them
+/// in one `cargo build`, so each crate is listed with the features it was compiled with.
+pub fn crates_of(
+    workspace: &Path,
+    packages: &[&str],
+    target: &str,
+) -> io::Result<BTreeMap<String, Vec<Crate>>> {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command
         .current_dir(workspace)
-        .args([
-            "tree", "--locked", "--quiet", "-p", package, "--target", target,
-        ])
+        .args(["tree", "--locked", "--quiet", "--target", target])
         .args([
             "-e",
             "normal,no-proc-macro",
             "--prefix",
-            "none",
+            "depth",
             "-f",
             "{l}\t{p}",
-        ])
-        .output()?;
+        ]);
+    for package in packages {
+        command.args(["-p", package]);
+    }
+    let output = command.output()?;
     if !output.status.success() {
         return Err(io::Error::other(format!(
-            "cargo tree -p {package} failed: {}",
+            "cargo tree failed: {}",
             String::from_utf8_lossy(&output.stderr).trim()
         )));
     }
     parse_tree(&String::from_utf8_lossy(&output.stdout), workspace)
 }
 
-/// The crates of `cargo tree -f '{l}\t{p}' --prefix none` output, each once, sorted.
-/// Crates under `workspace` are marked as the workspace's own, without their local path.
-pub fn parse_tree(text: &str, workspace: &Path) -> io::Result<Vec<Crate>> {
-    let mut crates = std::collections::BTreeSet::new();
+/// Each root package's crates (itself included, each once, sorted), from the output of
+/// `cargo tree --prefix depth -f '{l}\t{p}'` for several packages. `cargo tree` prints a
+/// crate's dependencies only the first time it shows the crate (marking later ones `(*)`),
+/// possibly under another root, so the edges are collected from the whole output and each
+/// root's crates are what it reaches. Crates under `workspace` are marked as the
+/// workspace's own, without their local path.
+pub fn parse_tree(text: &str, workspace: &Path) -> io::Result<BTreeMap<String, Vec<Crate>>> {
+    let mut edges: BTreeMap<Crate, std::collections::BTreeSet<Crate>> = BTreeMap::new();
+    let mut roots = Vec::new();
+    let mut path: Vec<Crate> = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let line = line.trim_end().trim_end_matches(" (*)");
         let bad = || io::Error::other(format!("unexpected cargo tree line {line:?}"));
-        let (license, package) = line.split_once('\t').ok_or_else(bad)?;
-        let mut parts = package.splitn(3, ' ');
-        let name = parts.next().ok_or_else(bad)?;
-        let version = parts
-            .next()
-            .and_then(|v| v.strip_prefix('v'))
-            .ok_or_else(bad)?;
-        let source = parts
-            .next()
-            .map(|s| s.trim_start_matches('(').trim_end_matches(')'))
-            .map(|s| {
-                if Path::new(s).starts_with(workspace) {
-                    "workspace".to_owned()
-                } else {
-                    s.to_owned()
-                }
-            });
-        crates.insert(Crate {
-            name: name.to_owned(),
-            version: version.to_owned(),
-            license: Some(license.to_owned()).filter(|l| !l.is_empty()),
-            source,
-        });
+        let digits = line.len() - line.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let depth: usize = line[..digits].parse().map_err(|_| bad())?;
+        let krate = parse_crate(&line[digits..], workspace).ok_or_else(bad)?;
+        path.truncate(depth);
+        if path.len() != depth {
+            return Err(bad());
+        }
+        match path.last() {
+            Some(parent) => {
+                edges
+                    .entry(parent.clone())
+                    .or_default()
+                    .insert(krate.clone());
+            }
+            None => roots.push(krate.clone()),
+        }
+        edges.entry(krate.clone()).or_default();
+        path.push(krate);
     }
-    Ok(crates.into_iter().collect())
+    let mut out = BTreeMap::new();
+    for root in roots {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut stack = vec![root.clone()];
+        while let Some(krate) = stack.pop() {
+            if seen.insert(krate.clone()) {
+                stack.extend(edges.get(&krate).into_iter().flatten().cloned());
+            }
+        }
+        out.insert(root.name.clone(), seen.into_iter().collect());
+    }
+    Ok(out)
+}
+
+/// One `{l}\t{p}` entry: `MIT\ttokio v1.48.0`, with a source in brackets for crates not
+/// from crates.io and ` (*)` when cargo tree shows it again.
+fn parse_crate(entry: &str, workspace: &Path) -> Option<Crate> {
+    let entry = entry.trim_end().trim_end_matches(" (*)");
+    let (license, package) = entry.split_once('\t')?;
+    let mut parts = package.splitn(3, ' ');
+    let name = parts.next()?;
+    let version = parts.next()?.strip_prefix('v')?;
+    let source = parts
+        .next()
+        .map(|s| s.trim_start_matches('(').trim_end_matches(')'))
+        .map(|s| {
+            if Path::new(s).starts_with(workspace) {
+                "workspace".to_owned()
+            } else {
+                s.to_owned()
+            }
+        });
+    Some(Crate {
+        name: name.to_owned(),
+        version: version.to_owned(),
+        license: Some(license.to_owned()).filter(|l| !l.is_empty()),
+        source,
+    })
 }
 
 /// `(name, version)` to the `.crate` file's sha256, from a `Cargo.lock`.
@@ -226,31 +271,59 @@ mod tests {
 
     use super::*;
 
-    const TREE: &str = "MIT\tingestion v0.1.0 (/work/main/functions/ingestion)
-MIT\truntime v0.1.0 (/work/main/runtime)
-MIT OR Apache-2.0\ttokio v1.48.0
-MIT OR Apache-2.0\ttokio v1.48.0 (*)
-\tno-license v0.1.0 (https://example.com/index)
+    const TREE: &str = "0MIT\tingestion v0.1.0 (/work/main/functions/ingestion)
+1MIT\truntime v0.1.0 (/work/main/runtime)
+2MIT OR Apache-2.0\ttokio v1.48.0
+3MIT\tbytes v1.1.0
+1MIT OR Apache-2.0\ttokio v1.48.0 (*)
+1\tno-license v0.1.0 (https://example.com/index)
+0MIT\tworkflow v0.1.0 (/work/main/functions/workflow)
+1MIT\truntime v0.1.0 (/work/main/runtime) (*)
 ";
 
     #[test]
-    fn cargo_tree_lines_become_crates_each_once_with_workspace_paths_hidden() {
+    fn each_root_gets_what_it_reaches_even_through_a_crate_shown_under_another_root() {
         let crates = parse_tree(TREE, Path::new("/work/main")).unwrap();
-        let names: Vec<(&str, &str, Option<&str>)> = crates
-            .iter()
-            .map(|c| (c.name.as_str(), c.version.as_str(), c.source.as_deref()))
-            .collect();
+        let names = |root: &str| -> Vec<(String, Option<String>)> {
+            crates[root]
+                .iter()
+                .map(|c| (format!("{}@{}", c.name, c.version), c.source.clone()))
+                .collect()
+        };
+        let workspace = || Some("workspace".to_owned());
         assert_eq!(
-            names,
+            names("ingestion"),
             [
-                ("ingestion", "0.1.0", Some("workspace")),
-                ("no-license", "0.1.0", Some("https://example.com/index")),
-                ("runtime", "0.1.0", Some("workspace")),
-                ("tokio", "1.48.0", None),
+                ("bytes@1.1.0".to_owned(), None),
+                ("ingestion@0.1.0".to_owned(), workspace()),
+                (
+                    "no-license@0.1.0".to_owned(),
+                    Some("https://example.com/index".to_owned())
+                ),
+                ("runtime@0.1.0".to_owned(), workspace()),
+                ("tokio@1.48.0".to_owned(), None),
             ]
         );
-        assert_eq!(crates[1].license, None);
+        // workflow's runtime was printed once, under ingestion; its crates are workflow's too.
+        assert_eq!(
+            names("workflow")
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>(),
+            [
+                "bytes@1.1.0",
+                "runtime@0.1.0",
+                "tokio@1.48.0",
+                "workflow@0.1.0"
+            ]
+        );
+        let no_license = crates["ingestion"]
+            .iter()
+            .find(|c| c.name == "no-license")
+            .unwrap();
+        assert_eq!(no_license.license, None);
         assert!(parse_tree("garbage", Path::new("/")).is_err());
+        assert!(parse_tree("2MIT\tdeep v1.0.0", Path::new("/")).is_err());
     }
 
     #[test]
@@ -263,7 +336,7 @@ MIT OR Apache-2.0\ttokio v1.48.0 (*)
 
     #[test]
     fn the_document_names_the_binary_its_crates_and_the_certificates() {
-        let crates = parse_tree(TREE, Path::new("/work/main")).unwrap();
+        let crates = parse_tree(TREE, Path::new("/work/main")).unwrap()["ingestion"].clone();
         let sums = BTreeMap::from([(("tokio".to_owned(), "1.48.0".to_owned()), "abc".to_owned())]);
         let facts = ImageFacts {
             name: "fabrikam-ingestion",
