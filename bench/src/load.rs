@@ -162,7 +162,8 @@ async fn one_delivery(
     }
     let accepted: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
     let id = accepted["deliveryId"].as_str().ok_or("no deliveryId")?;
-    let url = format!("{gateway}/api/deliveries/{id}");
+    // The delivery's public view: the gateway is the ingress, which serves only that.
+    let url = format!("{gateway}/api/deliveries/public/{id}");
     let give_up = Instant::now() + Duration::from_secs(30);
     loop {
         let (status, _) = send(client, Method::GET, &url, None).await?;

@@ -6,7 +6,7 @@
 //! - `get URL CONNECTIONS SECONDS`: saturating GET load on keep-alive connections.
 //! - `e2e GATEWAY SECONDS RATE|sat:CONCURRENCY`: delivery requests at a fixed rate (or as
 //!   fast as CONCURRENCY workers go), each timed from its scheduled start until its delivery
-//!   is readable through `GET /api/deliveries/{id}`.
+//!   is readable through `GET /api/deliveries/public/{id}` (the ingress's route).
 //!
 //! Written here rather than taken from `wrk` so both sides of every comparison and the
 //! end-to-end runs use one generator, and so fixed-rate latencies are measured from the

@@ -1,6 +1,7 @@
-//! The local system: all five functions in one process on loopback ports, sharing one
-//! queue broker (embedded, or an AMQP 1.0 broker when one is configured), behind a gateway
-//! that routes like the cluster's ingress.
+//! The local system: every registered function in one process on loopback ports, sharing
+//! one queue broker (embedded, or an AMQP 1.0 broker when one is configured), behind two
+//! gateways: the ingress, which serves the public routes only, as the cluster's does, and
+//! the internal gateway, which serves every route, as the HTTP add-on's interceptor does.
 
 pub mod images;
 pub mod infra;
@@ -9,27 +10,42 @@ pub mod manifests;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use runtime::config::{ConfigError, EnvReader};
+use runtime::config::{ConfigError, Env, EnvReader, MapEnv};
 use runtime::deploy::Deployment;
-use runtime::function::{HostConfig, RunningFunction, StartError, start};
 use runtime::gateway::{GatewayRoute, gateway};
+use runtime::host_config::SharedBroker;
 use runtime::lifecycle::Shutdown;
-use runtime::queue::Broker;
-use runtime::queue::amqp::Transport;
 use runtime::queue::embedded::EmbeddedBroker;
-use runtime::{Function, MapEnv};
+use runtime::{FunctionConfig, HostConfig, Registration, RunningFunction, StartError, start};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::info;
+
+/// Where `fabrikam dev` listens (`DEV_BIND`).
+pub const DEV_BIND: &str = "DEV_BIND";
+/// The ingress's port (`DEV_GATEWAY_PORT`, default 8080).
+pub const DEV_GATEWAY_PORT: &str = "DEV_GATEWAY_PORT";
+/// The internal gateway's port (`DEV_INTERNAL_PORT`, default 8090).
+pub const DEV_INTERNAL_PORT: &str = "DEV_INTERNAL_PORT";
+/// The first function's port; the others follow in registry order
+/// (`DEV_FIRST_FUNCTION_PORT`, default 8081).
+pub const DEV_FIRST_FUNCTION_PORT: &str = "DEV_FIRST_FUNCTION_PORT";
+
+/// Every registered function, in registry order.
+pub fn functions() -> &'static [Registration] {
+    registry::FUNCTIONS
+}
 
 /// Where the local system listens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DevOptions {
     pub bind: IpAddr,
-    /// The single entry port (0 picks a free one).
+    /// The ingress: the public routes only (0 picks a free port).
     pub gateway_port: u16,
-    /// The first function port; the five functions take it and the next four (0 picks
-    /// free ports).
+    /// Every route, as the cluster's interceptor (0 picks a free port).
+    pub internal_port: u16,
+    /// The first function port; each further function takes the next one (0 picks free
+    /// ports).
     pub first_function_port: u16,
 }
 
@@ -38,53 +54,118 @@ impl Default for DevOptions {
         Self {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             gateway_port: 8080,
+            internal_port: 8090,
             first_function_port: 8081,
         }
     }
 }
 
 impl DevOptions {
-    /// `DEV_BIND`, `DEV_GATEWAY_PORT`, `DEV_FIRST_FUNCTION_PORT`.
+    /// `DEV_BIND`, `DEV_GATEWAY_PORT`, `DEV_INTERNAL_PORT`, `DEV_FIRST_FUNCTION_PORT`.
     pub fn from_env(r: &mut EnvReader<'_>) -> Self {
         let d = Self::default();
-        let first_function_port: u16 = r.parse("DEV_FIRST_FUNCTION_PORT", d.first_function_port);
-        if first_function_port > u16::MAX - 4 {
-            r.problem("DEV_FIRST_FUNCTION_PORT", "must leave room for five ports");
+        let first_function_port: u16 = r.parse(DEV_FIRST_FUNCTION_PORT, d.first_function_port);
+        let count = u16::try_from(functions().len()).unwrap_or(u16::MAX);
+        if first_function_port.checked_add(count).is_none() {
+            r.problem(
+                DEV_FIRST_FUNCTION_PORT,
+                format!("must leave room for {count} ports"),
+            );
         }
         Self {
-            bind: r.parse("DEV_BIND", d.bind),
-            gateway_port: r.parse("DEV_GATEWAY_PORT", d.gateway_port),
+            bind: r.parse(DEV_BIND, d.bind),
+            gateway_port: r.parse(DEV_GATEWAY_PORT, d.gateway_port),
+            internal_port: r.parse(DEV_INTERNAL_PORT, d.internal_port),
             first_function_port,
+        }
+    }
+
+    /// The port the function at `index` in the registry is given (0: any free one).
+    fn function_port(&self, index: usize) -> u16 {
+        match (self.first_function_port, u16::try_from(index)) {
+            (0, _) | (_, Err(_)) => 0,
+            (first, Ok(offset)) => first.saturating_add(offset),
         }
     }
 }
 
 /// Every setting of the local system, read and validated at once.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DevConfig {
     pub options: DevOptions,
     pub host: HostConfig,
-    pub ingestion: ingestion::IngestionConfig,
-    pub workflow: workflow::WorkflowConfig,
-    pub delivery: delivery::DeliveryConfig,
-    pub package: package::PackageConfig,
-    pub dronescheduler: dronescheduler::SchedulerConfig,
+    env: Arc<dyn Env>,
+}
+
+impl std::fmt::Debug for DevConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevConfig")
+            .field("options", &self.options)
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The environment with each function's callee variables pointing at the callees' local
+/// addresses: what `fabrikam dev` wires the functions with. A variable the environment
+/// sets itself wins (a callee running elsewhere), and is checked like any other.
+struct Wired {
+    urls: MapEnv,
+    base: Arc<dyn Env>,
+}
+
+impl Env for Wired {
+    fn var(&self, name: &str) -> Option<String> {
+        self.base.var(name).or_else(|| self.urls.var(name))
+    }
+}
+
+impl Wired {
+    fn new(base: Arc<dyn Env>, addr_of: impl Fn(&str) -> Option<SocketAddr>) -> Self {
+        let mut urls = MapEnv::new();
+        for f in functions() {
+            for (callee, variable) in f.deployment().callees() {
+                if let Some(addr) = addr_of(callee) {
+                    urls = urls.with(variable, format!("http://{addr}"));
+                }
+            }
+        }
+        Self { urls, base }
+    }
+
+    /// Each function's config, in registry order, every problem recorded in `r`.
+    fn read(&self) -> Result<Vec<FunctionConfig>, ConfigError> {
+        let mut r = EnvReader::new(self);
+        let configs = functions().iter().map(|f| f.read_config(&mut r)).collect();
+        r.finish().map(|()| configs)
+    }
 }
 
 impl DevConfig {
-    /// Reads everything, reporting every problem together.
-    pub fn from_env(env: &dyn runtime::config::Env) -> Result<Self, ConfigError> {
-        let mut r = EnvReader::new(env);
-        let config = Self {
-            options: DevOptions::from_env(&mut r),
-            host: HostConfig::from_env(&mut r),
-            ingestion: ingestion::Ingestion::config(&mut r),
-            workflow: workflow::Workflow::config(&mut r),
-            delivery: delivery::Delivery::config(&mut r),
-            package: package::Package::config(&mut r),
-            dronescheduler: dronescheduler::DroneScheduler::config(&mut r),
+    /// Reads everything, every function's config included, reporting every problem
+    /// together.
+    pub fn from_env<E: Env + Clone + 'static>(env: &E) -> Result<Self, ConfigError> {
+        let env: Arc<dyn Env> = Arc::new(env.clone());
+        let mut r = EnvReader::new(env.as_ref());
+        let options = DevOptions::from_env(&mut r);
+        let host = HostConfig::from_env(&mut r);
+        let outcome = r.finish();
+        // The functions' own settings, wired to where their callees will listen (a
+        // placeholder address when the ports are chosen later), are checked now too.
+        let placeholder = |callee: &str| {
+            let index = functions().iter().position(|f| f.name() == callee)?;
+            let port = options.function_port(index).max(1);
+            Some(SocketAddr::new(options.bind, port))
         };
-        r.finish().map(|()| config)
+        let functions = Wired::new(env.clone(), placeholder).read();
+        match (outcome, functions) {
+            (Ok(()), Ok(_)) => Ok(Self { options, host, env }),
+            (Err(e), Ok(_)) | (Ok(()), Err(e)) => Err(e),
+            (Err(mut a), Err(b)) => {
+                a.problems.extend(b.problems);
+                Err(a)
+            }
+        }
     }
 
     /// Defaults with every port chosen by the OS: for tests.
@@ -93,9 +174,10 @@ impl DevConfig {
     }
 
     /// The settings `env` gives, with every port chosen by the OS: for tests.
-    pub fn ephemeral_with(env: &dyn runtime::config::Env) -> Result<Self, ConfigError> {
+    pub fn ephemeral_with<E: Env + Clone + 'static>(env: &E) -> Result<Self, ConfigError> {
         let mut config = Self::from_env(env)?;
         config.options.gateway_port = 0;
+        config.options.internal_port = 0;
         config.options.first_function_port = 0;
         Ok(config)
     }
@@ -104,11 +186,14 @@ impl DevConfig {
 /// The running local system.
 #[derive(Debug)]
 pub struct DevSystem {
+    /// The ingress: public routes only.
     pub gateway: SocketAddr,
+    /// Every route of every function.
+    pub internal: SocketAddr,
     pub functions: Vec<RunningFunction>,
     /// The embedded queue broker, when the transport is embedded (tests inspect it).
     pub embedded: Option<Arc<EmbeddedBroker>>,
-    gateway_task: JoinHandle<()>,
+    gateway_tasks: Vec<JoinHandle<()>>,
 }
 
 impl DevSystem {
@@ -129,7 +214,9 @@ impl DevSystem {
         for f in self.functions {
             f.stopped().await;
         }
-        let _ = self.gateway_task.await;
+        for task in self.gateway_tasks {
+            let _ = task.await;
+        }
     }
 }
 
@@ -138,10 +225,6 @@ async fn bind(bind: IpAddr, port: u16) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })
-}
-
-fn port(first: u16, offset: u16) -> u16 {
-    if first == 0 { 0 } else { first + offset }
 }
 
 /// The gateway's routes, from the functions' declarations: each HTTP function's path
@@ -179,95 +262,97 @@ pub fn gateway_routes(
     }
 }
 
-/// Starts all five functions and the gateway; everything stops when `shutdown` trips.
-pub async fn start_dev(mut config: DevConfig, shutdown: Shutdown) -> Result<DevSystem, StartError> {
+/// Serves `routes` on `listener` until `shutdown`.
+fn serve_gateway(
+    what: &'static str,
+    listener: TcpListener,
+    routes: Vec<GatewayRoute>,
+    shutdown: Shutdown,
+    grace: std::time::Duration,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = runtime::http::serve(listener, gateway(routes), shutdown, grace).await {
+            tracing::error!(error = %e, gateway = what, "gateway failed");
+        }
+    })
+}
+
+/// Starts every registered function and the two gateways; everything stops when
+/// `shutdown` trips.
+pub async fn start_dev(config: DevConfig, shutdown: Shutdown) -> Result<DevSystem, StartError> {
     let o = config.options;
-    let listeners = [
-        bind(o.bind, port(o.first_function_port, 0)).await?,
-        bind(o.bind, port(o.first_function_port, 1)).await?,
-        bind(o.bind, port(o.first_function_port, 2)).await?,
-        bind(o.bind, port(o.first_function_port, 3)).await?,
-        bind(o.bind, port(o.first_function_port, 4)).await?,
-    ];
+    let mut listeners = Vec::new();
+    for (index, f) in functions().iter().enumerate() {
+        let listener = bind(o.bind, o.function_port(index)).await?;
+        let addr = listener.local_addr().map_err(StartError::ListenerAddress)?;
+        listeners.push((f, listener, addr));
+    }
+    let addr_of = |name: &str| {
+        listeners
+            .iter()
+            .find(|(f, _, _)| f.name() == name)
+            .map(|(_, _, addr)| *addr)
+    };
+    let configs = Wired::new(config.env.clone(), addr_of).read()?;
+    let declarations: Vec<Deployment> = functions().iter().map(Registration::deployment).collect();
+    let public = gateway_routes(&declarations, addr_of, true);
+    let internal = gateway_routes(&declarations, addr_of, false);
+    let (Ok(public), Ok(internal)) = (public, internal) else {
+        return Err(StartError::Conflict(
+            "a function listens nowhere the gateway can reach".to_owned(),
+        ));
+    };
     let gateway_listener = bind(o.bind, o.gateway_port).await?;
-    let addr = |l: &TcpListener| l.local_addr().map_err(|e| StartError::Other(e.to_string()));
-    let [ingestion_l, delivery_l, package_l, scheduler_l, workflow_l] = listeners;
-    let (ingestion_a, delivery_a, package_a, scheduler_a) = (
-        addr(&ingestion_l)?,
-        addr(&delivery_l)?,
-        addr(&package_l)?,
-        addr(&scheduler_l)?,
-    );
-    config.workflow.package_url = format!("http://{package_a}");
-    config.workflow.dronescheduler_url = format!("http://{scheduler_a}");
-    config.workflow.delivery_url = format!("http://{delivery_a}");
+    let internal_listener = bind(o.bind, o.internal_port).await?;
 
-    let (broker, embedded): (Arc<dyn Broker>, _) = match &config.host.transport {
-        Transport::Embedded => {
-            let embedded = Arc::new(EmbeddedBroker::new(config.host.queue));
-            (embedded.clone(), Some(embedded))
-        }
-        Transport::Amqp(_) => (config.host.broker()?, None),
-    };
-    let host = &config.host;
-    let s = || shutdown.clone();
-    let functions = vec![
-        start::<ingestion::Ingestion>(
-            host,
-            config.ingestion.clone(),
-            ingestion_l,
-            broker.clone(),
-            s(),
-        )
-        .await?,
-        start::<delivery::Delivery>(host, config.delivery, delivery_l, broker.clone(), s()).await?,
-        start::<package::Package>(host, config.package, package_l, broker.clone(), s()).await?,
-        start::<dronescheduler::DroneScheduler>(
-            host,
-            config.dronescheduler,
-            scheduler_l,
-            broker.clone(),
-            s(),
-        )
-        .await?,
-        start::<workflow::Workflow>(
-            host,
-            config.workflow.clone(),
-            workflow_l,
-            broker.clone(),
-            s(),
-        )
-        .await?,
-    ];
+    let SharedBroker { broker, embedded } = config.host.broker()?;
+    let mut running = Vec::new();
+    for ((function, listener, _), function_config) in listeners.into_iter().zip(configs) {
+        running.push(
+            start(
+                function,
+                &config.host,
+                function_config,
+                listener,
+                broker.clone(),
+                shutdown.clone(),
+            )
+            .await?,
+        );
+    }
 
-    let route = |prefix: &str, upstream: SocketAddr| GatewayRoute {
-        prefix: prefix.to_owned(),
-        upstream,
+    let gateway_addr = gateway_listener
+        .local_addr()
+        .map_err(StartError::ListenerAddress)?;
+    let internal_addr = internal_listener
+        .local_addr()
+        .map_err(StartError::ListenerAddress)?;
+    let describe = |routes: &[GatewayRoute]| {
+        routes
+            .iter()
+            .map(|r| r.prefix.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
     };
-    let routes = vec![
-        route("/api/deliveryrequests", ingestion_a),
-        route("/api/deliveries", delivery_a),
-        route("/api/packages", package_a),
-        route("/api/dronedeliveries", scheduler_a),
+    let grace = config.host.shutdown_grace;
+    info!(addr = %internal_addr, routes = %describe(&internal), "internal gateway listening: every route");
+    info!(addr = %gateway_addr, routes = %describe(&public), "gateway listening: the public routes, as the ingress");
+    let gateway_tasks = vec![
+        serve_gateway(
+            "internal",
+            internal_listener,
+            internal,
+            shutdown.clone(),
+            grace,
+        ),
+        serve_gateway("ingress", gateway_listener, public, shutdown.clone(), grace),
     ];
-    let gateway_addr = addr(&gateway_listener)?;
-    let grace = host.shutdown_grace;
-    let gateway_task = tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            if let Err(e) =
-                runtime::http::serve(gateway_listener, gateway(routes), shutdown, grace).await
-            {
-                tracing::error!(error = %e, "gateway failed");
-            }
-        }
-    });
-    info!(addr = %gateway_addr, "gateway listening: /api/deliveryrequests -> ingestion, /api/deliveries -> delivery, /api/packages -> package, /api/dronedeliveries -> dronescheduler");
     Ok(DevSystem {
         gateway: gateway_addr,
-        functions,
+        internal: internal_addr,
+        functions: running,
         embedded,
-        gateway_task,
+        gateway_tasks,
     })
 }
 
@@ -283,7 +368,10 @@ mod tests {
 
     #[test]
     fn gateway_routes_come_from_the_declarations_and_the_ingress_keeps_only_public_ones() {
-        let functions = manifests::declarations();
+        let functions: Vec<Deployment> = super::functions()
+            .iter()
+            .map(Registration::deployment)
+            .collect();
         let ports: Vec<(String, u16)> = functions
             .iter()
             .enumerate()

@@ -36,7 +36,7 @@ async fn a_request_becomes_a_scheduled_delivery_through_rabbitmq() {
         .await
         .unwrap();
     assert!(system.embedded.is_none(), "the AMQP transport is in use");
-    let gw = client(system.gateway);
+    let gw = client(system.internal);
 
     let id = request_sample_delivery(&gw).await;
     let delivery = eventually(&gw, &format!("/api/deliveries/{id}"), |d| {

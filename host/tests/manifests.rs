@@ -12,7 +12,7 @@ use runtime::deploy::{Deployment, Profile};
 use runtime::queue::QueueSettings;
 use runtime::queue::embedded::EmbeddedBroker;
 use runtime::telemetry::Metrics;
-use runtime::{Bindings, EnvReader, Function, MapEnv};
+use runtime::{Bindings, EnvReader, MapEnv};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -173,55 +173,56 @@ fn bad_arguments_and_bad_input_are_refused() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// Builds `F` on embedded defaults and checks its declaration against what it serves.
-async fn declared_as_built<F: Function>() {
-    let declared: Deployment = F::deployment();
-    assert_eq!(declared.name, F::NAME);
-    let secrets: Vec<&str> = declared.secrets.iter().map(String::as_str).collect();
-    assert_eq!(secrets, F::SECRETS, "{}: secrets", F::NAME);
-    let env = MapEnv::new();
-    let mut reader = EnvReader::new(&env);
-    let config = F::config(&mut reader);
-    reader.finish().unwrap();
-    let bindings = Bindings::new(
-        Arc::new(EmbeddedBroker::new(QueueSettings::default())),
-        Metrics::new(F::NAME).unwrap(),
-    );
-    let app = F::build(config, &bindings).await.unwrap();
-    assert_eq!(
-        app.queue_name(),
-        declared.queue_trigger(),
-        "{}: queue trigger",
-        F::NAME
-    );
-    let prefixes = declared
-        .http_trigger()
-        .map(|(p, _)| p.to_vec())
-        .unwrap_or_default();
-    for route in app.route_templates() {
-        assert!(
-            prefixes
-                .iter()
-                .any(|p| route == p || route.starts_with(&format!("{p}/"))),
-            "{}: route {route} is outside the declared prefixes {prefixes:?}",
-            F::NAME
-        );
-    }
-    assert_eq!(
-        app.route_templates().is_empty(),
-        prefixes.is_empty(),
-        "{}: declares an http trigger exactly when it serves routes",
-        F::NAME
-    );
-}
-
+/// Builds each registered function on embedded defaults and checks its declaration against
+/// what it serves. (`runtime::start` refuses a function that breaks these; this shows it
+/// for every registered one without starting it.)
 #[tokio::test]
 async fn each_declaration_matches_what_its_function_serves() {
-    declared_as_built::<ingestion::Ingestion>().await;
-    declared_as_built::<workflow::Workflow>().await;
-    declared_as_built::<delivery::Delivery>().await;
-    declared_as_built::<package::Package>().await;
-    declared_as_built::<dronescheduler::DroneScheduler>().await;
+    for function in host::functions() {
+        let declared: Deployment = function.deployment();
+        let name = function.name();
+        assert_eq!(declared.name, name);
+        for output in &declared.outputs {
+            if let runtime::deploy::Output::Redis { secret }
+            | runtime::deploy::Output::MongoDb { secret } = output
+            {
+                assert!(declared.secrets.contains(secret), "{name}: secrets");
+            }
+        }
+        let env = MapEnv::new();
+        let mut reader = EnvReader::new(&env);
+        let config = function.read_config(&mut reader);
+        reader.finish().unwrap();
+        let bindings = Bindings::new(
+            declared.clone(),
+            config.wiring.clone(),
+            Arc::new(EmbeddedBroker::new(QueueSettings::default())),
+            Metrics::new(name).unwrap(),
+        );
+        let app = function.build(config, &bindings).await.unwrap();
+        assert_eq!(
+            app.has_queue_handler(),
+            declared.queue_trigger().is_some(),
+            "{name}: queue trigger"
+        );
+        let prefixes = declared
+            .http_trigger()
+            .map(|(p, _)| p.to_vec())
+            .unwrap_or_default();
+        for route in app.route_templates() {
+            assert!(
+                prefixes
+                    .iter()
+                    .any(|p| route == p || route.starts_with(&format!("{p}/"))),
+                "{name}: route {route} is outside the declared prefixes {prefixes:?}"
+            );
+        }
+        assert_eq!(
+            app.route_templates().is_empty(),
+            prefixes.is_empty(),
+            "{name}: declares an http trigger exactly when it serves routes"
+        );
+    }
 }
 
 /// A catalog as `fabrikam images` writes it, with one entry per `functions`.

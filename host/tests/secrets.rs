@@ -10,17 +10,14 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use delivery::{Delivery, REDIS_ACCESS_KEY};
-use package::Package;
 use runtime::config::EnvReader;
-use runtime::function::{HostConfig, StartError, start};
 use runtime::lifecycle::Shutdown;
 use runtime::queue::embedded::EmbeddedBroker;
 use runtime::secrets::{SecretsSettings, SourceSettings};
 use runtime::store::mongo::CONNECTION_STRING_SECRET;
 use runtime::testing::secrets::MountedSecrets;
 use runtime::testing::servers;
-use runtime::{Function, MapEnv};
+use runtime::{HostConfig, MapEnv, StartError, start};
 use support::raw_get;
 use tokio::net::TcpListener;
 
@@ -68,17 +65,23 @@ fn host_reading(mount: &MountedSecrets) -> HostConfig {
     host
 }
 
-async fn start_function<F: Function>(
+/// Delivery's Redis access key, as its declaration names it.
+const REDIS_ACCESS_KEY: &str = "Redis-AccessKey";
+
+/// Starts the registered function `name` as the host does.
+async fn start_function(
+    name: &str,
     host: &HostConfig,
     env: &MapEnv,
     shutdown: Shutdown,
 ) -> Result<runtime::RunningFunction, StartError> {
+    let function = host::functions().iter().find(|f| f.name() == name).unwrap();
     let mut r = EnvReader::new(env);
-    let config = F::config(&mut r);
+    let config = function.read_config(&mut r);
     r.finish().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let broker = Arc::new(EmbeddedBroker::new(host.queue));
-    start::<F>(host, config, listener, broker, shutdown).await
+    start(function, host, config, listener, broker, shutdown).await
 }
 
 /// Polls `path` until it answers `status`, for up to 15 seconds.
@@ -101,7 +104,7 @@ async fn until_status(addr: std::net::SocketAddr, path: &str, status: u16) {
 async fn start_up_fails_naming_the_missing_secret() {
     let mount = MountedSecrets::new(&[("Unrelated", "x")]);
     let env = MapEnv::new().with("REDIS_URL", servers::redis_url());
-    let e = start_function::<Delivery>(&host_reading(&mount), &env, Shutdown::new())
+    let e = start_function("delivery", &host_reading(&mount), &env, Shutdown::new())
         .await
         .unwrap_err();
     let message = e.to_string();
@@ -178,7 +181,7 @@ async fn a_rotated_access_key_is_used_for_the_next_connection_and_never_logged()
         .with("REDIS_URL", url)
         .with("REDIS_KEY_PREFIX", servers::unique_name("rot:"));
     let shutdown = Shutdown::new();
-    let running = start_function::<Delivery>(&host_reading(&mount), &env, shutdown.clone())
+    let running = start_function("delivery", &host_reading(&mount), &env, shutdown.clone())
         .await
         .unwrap();
     let addr = running.local_addr();
@@ -238,7 +241,7 @@ async fn a_rotated_connection_string_moves_the_store_to_a_new_client() {
         .with("PACKAGE_DATABASE", servers::unique_name("rot_"))
         .with("MONGODB_TIMEOUT_MS", "300");
     let shutdown = Shutdown::new();
-    let running = start_function::<Package>(&host_reading(&mount), &env, shutdown.clone())
+    let running = start_function("package", &host_reading(&mount), &env, shutdown.clone())
         .await
         .unwrap();
     let addr = running.local_addr();
@@ -259,7 +262,7 @@ async fn a_rotated_connection_string_moves_the_store_to_a_new_client() {
 async fn a_connection_string_in_both_the_environment_and_the_secrets_is_refused() {
     let mount = MountedSecrets::new(&[(CONNECTION_STRING_SECRET, "mongodb://a")]);
     let env = MapEnv::new().with("MONGODB_URI", servers::mongodb_uri());
-    let e = start_function::<Package>(&host_reading(&mount), &env, Shutdown::new())
+    let e = start_function("package", &host_reading(&mount), &env, Shutdown::new())
         .await
         .unwrap_err();
     assert!(e.to_string().contains("keep one"), "{e}");

@@ -53,7 +53,7 @@ async fn a_request_is_scheduled_through_redis_and_mongodb() {
             servers::unique_name("e2e_drones_"),
         );
     let (system, shutdown) = started(env).await;
-    let gw = client(system.gateway);
+    let gw = client(system.internal);
 
     let id = request_delivery(&gw, "pkg-e2e").await;
     let limit = Duration::from_secs(10);
@@ -205,7 +205,7 @@ async fn a_redis_restart_loses_no_accepted_delivery() {
         .with("QUEUE_RETRY_DELAY_MAX_SECONDS", "2")
         .with("DOWNSTREAM_BREAKER_OPEN_MS", "500");
     let (system, shutdown) = started(env).await;
-    let gw = client(system.gateway);
+    let gw = client(system.internal);
     let limit = Duration::from_secs(30);
 
     let before: Vec<String> = request_deliveries(5, |i| format!("pkg-before-{i}"), &gw).await;
@@ -217,7 +217,7 @@ async fn a_redis_restart_loses_no_accepted_delivery() {
     // Accepting requests does not need Redis: the queue holds them.
     let during: Vec<String> = request_deliveries(5, |i| format!("pkg-during-{i}"), &gw).await;
     // Reads get a clear, retryable 503 while Redis is away.
-    let read = raw_get(system.gateway, &format!("/api/deliveries/{}", before[0])).await;
+    let read = raw_get(system.internal, &format!("/api/deliveries/{}", before[0])).await;
     assert_eq!(read.status, 503, "{read:?}");
     assert_eq!(read.headers["content-type"], "application/problem+json");
     assert!(read.headers.contains_key("retry-after"), "{read:?}");
@@ -317,7 +317,7 @@ fn make_certificates(dir: &Path) {
 }
 
 /// `fabrikam dev` with delivery on `redis` over TLS, trusting its certificate, with the
-/// password read from a file; returns the process and its gateway address.
+/// password read from a file; returns the process and its internal gateway address.
 fn fabrikam_on_tls_redis(redis: &OwnRedis, password: &str) -> (KillOnDrop, std::net::SocketAddr) {
     let password_file = redis.dir.join(servers::unique_name("password-"));
     std::fs::write(&password_file, format!("{password}\n")).unwrap();
@@ -326,6 +326,7 @@ fn fabrikam_on_tls_redis(redis: &OwnRedis, password: &str) -> (KillOnDrop, std::
             .arg("dev")
             .env("LOG_FORMAT", "json")
             .env("DEV_GATEWAY_PORT", "0")
+            .env("DEV_INTERNAL_PORT", "0")
             .env("DEV_FIRST_FUNCTION_PORT", "0")
             .env("REDIS_URL", format!("rediss://localhost:{}", redis.port))
             .env("REDIS_PASSWORD_FILE", &password_file)
@@ -338,7 +339,7 @@ fn fabrikam_on_tls_redis(redis: &OwnRedis, password: &str) -> (KillOnDrop, std::
     );
     let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     for line in lines.by_ref().map_while(Result::ok) {
-        if line.contains("gateway listening") {
+        if line.contains("internal gateway listening") {
             let log: Value = serde_json::from_str(&line).unwrap();
             let addr = log["addr"].as_str().unwrap().parse().unwrap();
             // Keep reading, so the child's logging never meets a closed pipe.

@@ -112,3 +112,47 @@ async fn every_function_serves_health_readiness_and_metrics() {
     assert!(!system.is_ready(), "readiness turns false while draining");
     system.stopped().await;
 }
+
+/// The gateway is the cluster's ingress: it serves the declared public routes (a delivery
+/// request, a delivery's public view) and nothing else; the internal gateway, like the
+/// HTTP add-on's interceptor, serves every route.
+#[tokio::test]
+async fn the_gateway_serves_only_public_routes_and_the_internal_one_every_route() {
+    let (shutdown, system, internal) = start_local().await;
+    let public = client(system.gateway);
+    let id = request_sample_delivery(&public).await;
+    eventually(&internal, &format!("/api/deliveries/{id}"), |d| {
+        d["droneId"].is_string()
+    })
+    .await;
+
+    let view = call(
+        &public,
+        Method::GET,
+        &format!("/api/deliveries/public/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(view.status, 200);
+    for private in [
+        format!("/api/deliveries/{id}"),
+        format!("/api/deliveries/{id}/status"),
+        "/api/packages/pkg-1".to_owned(),
+        "/api/dronedeliveries/utilization?ownerId=o&year=2026&month=1".to_owned(),
+    ] {
+        // The gateway's own 404 says no function serves the path; a function's does not.
+        let refused = call(&public, Method::GET, &private, None).await;
+        assert_eq!(refused.status, 404, "{private}");
+        assert!(
+            String::from_utf8_lossy(&refused.body).contains("no function serves"),
+            "{private}"
+        );
+        let served = call(&internal, Method::GET, &private, None).await;
+        assert!(
+            !String::from_utf8_lossy(&served.body).contains("no function serves"),
+            "{private}"
+        );
+    }
+    shutdown.trigger();
+    system.stopped().await;
+}

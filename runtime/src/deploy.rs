@@ -59,6 +59,23 @@ pub enum Output {
     MongoDb { secret: String },
 }
 
+/// A store a function may declare as an output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    Redis,
+    MongoDb,
+}
+
+/// The name a declared queue has in a named developer environment (`<queue>-<name>`, so
+/// its messages reach no other environment's functions), or as declared outside one. The
+/// host and `fabrikam manifests` both name queues by it.
+pub fn scoped_queue(queue: &str, environment: Option<&str>) -> String {
+    match environment {
+        Some(name) => format!("{queue}-{name}"),
+        None => queue.to_owned(),
+    }
+}
+
 /// CPU in millicores and memory in MiB, per replica.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -186,13 +203,25 @@ impl Deployment {
         self
     }
 
+    /// Adds an output. A store output's secret becomes one of the function's secrets, so
+    /// it is named once.
     pub fn output(mut self, output: Output) -> Self {
+        if let Output::Redis { secret } | Output::MongoDb { secret } = &output
+            && !self.secrets.contains(secret)
+        {
+            self.secrets.push(secret.clone());
+        }
         self.outputs.push(output);
         self
     }
 
+    /// Secrets the function reads itself, beyond those its store outputs name.
     pub fn secrets(mut self, names: &[&str]) -> Self {
-        self.secrets.extend(strings(names));
+        for name in names {
+            if !self.secrets.iter().any(|s| s == name) {
+                self.secrets.push((*name).to_owned());
+            }
+        }
         self
     }
 
@@ -211,6 +240,36 @@ impl Deployment {
         self.triggers.iter().find_map(|t| match t {
             Trigger::Queue { queue } => Some(queue.as_str()),
             Trigger::Http { .. } => None,
+        })
+    }
+
+    /// The queues the function sends to (its queue outputs).
+    pub fn output_queues(&self) -> impl Iterator<Item = &str> {
+        self.outputs.iter().filter_map(|o| match o {
+            Output::Queue { queue } => Some(queue.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Every queue the function is triggered by or sends to.
+    pub fn queues(&self) -> impl Iterator<Item = &str> {
+        self.queue_trigger().into_iter().chain(self.output_queues())
+    }
+
+    /// The functions it calls, with the variable that holds each one's URL.
+    pub fn callees(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.outputs.iter().filter_map(|o| match o {
+            Output::Function { name, variable } => Some((name.as_str(), variable.as_str())),
+            _ => None,
+        })
+    }
+
+    /// The secret of its Redis or MongoDB output, if it declares one.
+    pub fn store_secret(&self, store: Store) -> Option<&str> {
+        self.outputs.iter().find_map(|o| match (o, store) {
+            (Output::Redis { secret }, Store::Redis)
+            | (Output::MongoDb { secret }, Store::MongoDb) => Some(secret.as_str()),
+            _ => None,
         })
     }
 
@@ -344,7 +403,14 @@ mod tests {
             .output(Output::Redis {
                 secret: "Redis-AccessKey".to_owned(),
             })
-            .secrets(&["Redis-AccessKey"])
+    }
+
+    #[test]
+    fn a_store_outputs_secret_is_declared_once_by_naming_the_output() {
+        let d = valid().secrets(&["Redis-AccessKey", "Api-Key"]);
+        assert_eq!(d.secrets, ["Redis-AccessKey", "Api-Key"]);
+        assert_eq!(d.store_secret(Store::Redis), Some("Redis-AccessKey"));
+        assert_eq!(d.store_secret(Store::MongoDb), None);
     }
 
     #[test]

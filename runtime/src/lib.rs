@@ -25,50 +25,65 @@
 //! ## Example
 //! ```no_run
 //! use axum::routing::get;
-//! use runtime::{App, Bindings, EnvReader, Function, Routes, StartError};
+//! use runtime::{App, Bindings, EnvReader, FromEnv, Function, Routes, StartError};
 //!
 //! struct Hello;
 //!
+//! /// `GREETING`, default `hello`.
+//! struct Greeting(String);
+//!
+//! impl FromEnv for Greeting {
+//!     fn from_env(env: &mut EnvReader<'_>) -> Self {
+//!         Greeting(env.string("GREETING", "hello"))
+//!     }
+//! }
+//!
 //! impl Function for Hello {
 //!     const NAME: &'static str = "hello";
-//!     type Config = String;
+//!     type Config = Greeting;
 //!
 //!     fn deployment() -> runtime::deploy::Deployment {
 //!         runtime::deploy::Deployment::http(Self::NAME, &["/api/hello"])
 //!     }
 //!
-//!     fn config(env: &mut EnvReader<'_>) -> String {
-//!         env.string("GREETING", "hello")
-//!     }
-//!
-//!     async fn build(greeting: String, _: &Bindings) -> Result<App, StartError> {
+//!     async fn build(Greeting(greeting): Greeting, _: &Bindings) -> Result<App, StartError> {
 //!         let routes = Routes::new().route("/api/hello", get(move || async move { greeting }));
 //!         Ok(App::http(routes))
 //!     }
 //! }
+//!
+//! /// What the function registry lists.
+//! pub const FUNCTION: runtime::Registration = runtime::Registration::of::<Hello>();
 //!
 //! fn main() -> std::process::ExitCode {
 //!     runtime::run::<Hello>()
 //! }
 //! ```
 
+pub mod app;
+pub mod bindings;
 pub mod client;
 pub mod config;
 pub mod deploy;
 pub mod dispatch;
 pub mod function;
 pub mod gateway;
+pub mod host_config;
 pub mod http;
 pub mod json;
+pub mod launch;
 pub mod lifecycle;
 pub mod problem;
 pub mod queue;
+pub mod registry;
 pub mod secrets;
+pub mod start_error;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
 pub mod tls;
 pub mod trace;
+pub mod wiring;
 
 /// Every binary built on the host allocates through mimalloc: a request costs dozens of
 /// small allocations (headers, extensions, boxed futures, the response body), and glibc's
@@ -79,11 +94,17 @@ pub mod trace;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+pub use app::App;
+pub use bindings::Bindings;
 pub use config::{EnvReader, MapEnv};
 pub use dispatch::MessageError;
-pub use function::{App, Bindings, Function, HostConfig, RunningFunction, StartError, run, start};
+pub use function::{FromEnv, Function};
+pub use host_config::HostConfig;
 pub use http::{JsonBody, Routes, check_id};
+pub use launch::{RunningFunction, run, start};
 pub use problem::ApiError;
+pub use registry::{FunctionConfig, Registration};
+pub use start_error::StartError;
 
 #[cfg(feature = "test-util")]
 pub mod testing;

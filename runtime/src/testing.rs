@@ -347,3 +347,21 @@ pub mod metrics {
         })
     }
 }
+
+/// The bindings the host would give `F`, on the embedded broker, with its queues and
+/// callees where `env` puts them (`env` sets the callee URL variables its declaration
+/// names) and no secret source.
+pub fn bindings<F: crate::Function>(env: &crate::config::MapEnv) -> crate::Bindings {
+    let declaration = F::deployment();
+    let mut reader = crate::config::EnvReader::new(env);
+    let wiring = crate::wiring::Wiring::from_env(&mut reader, &declaration);
+    if let Err(e) = reader.finish() {
+        panic!("the test's environment for {}: {e}", F::NAME);
+    }
+    crate::Bindings::new(
+        declaration,
+        wiring,
+        std::sync::Arc::new(crate::queue::embedded::EmbeddedBroker::default()),
+        Metrics::new(F::NAME).unwrap_or_else(|e| panic!("metrics: {e}")),
+    )
+}

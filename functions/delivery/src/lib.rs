@@ -24,14 +24,15 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use contracts::requests::{DeliveryDocument, UserAccount};
 use contracts::{ConfirmationType, OwnerMonth, read_location};
-use runtime::deploy::{Deployment, Output};
+use runtime::deploy::{Deployment, Output, Store};
 use runtime::http::Json;
 use runtime::json::Validator;
 use runtime::secrets::SecretWatch;
 use runtime::store::Upsert;
 use runtime::store::redis::RedisSettings;
 use runtime::{
-    ApiError, App, Bindings, EnvReader, Function, JsonBody, Routes, StartError, check_id,
+    ApiError, App, Bindings, EnvReader, FromEnv, Function, JsonBody, Registration, Routes,
+    StartError, check_id,
 };
 use serde_json::{Value, json};
 
@@ -60,10 +61,10 @@ impl Default for DeliveryConfig {
     }
 }
 
-impl DeliveryConfig {
+impl FromEnv for DeliveryConfig {
     /// `FINISHED_DELIVERY_TTL_SECONDS` (default 7 days), `ACTIVE_DELIVERY_TTL_SECONDS`
     /// (default 30 days), `DRONE_SPEED_MPH` (default 40), and the `REDIS_*` settings.
-    pub fn from_env(r: &mut EnvReader<'_>) -> Self {
+    fn from_env(r: &mut EnvReader<'_>) -> Self {
         let d = Self::default();
         let (min, max) = (Duration::from_secs(1), Duration::from_secs(400 * 24 * 3600));
         Self {
@@ -73,7 +74,9 @@ impl DeliveryConfig {
             redis: RedisSettings::from_env(r),
         }
     }
+}
 
+impl DeliveryConfig {
     /// The store the settings choose; `access_key` is the [`REDIS_ACCESS_KEY`] secret when a
     /// secret source is configured.
     pub fn store(
@@ -84,12 +87,16 @@ impl DeliveryConfig {
             (Some(settings), access_key) => {
                 tracing::info!(server = %settings.server(), "delivery store: Redis");
                 Arc::new(
-                    RedisDeliveryStore::new(settings, access_key)
-                        .map_err(|e| StartError::Other(format!("Redis: {e}")))?,
+                    RedisDeliveryStore::new(settings, access_key).map_err(|source| {
+                        StartError::Store {
+                            store: format!("Redis ({})", settings.server()),
+                            source,
+                        }
+                    })?,
                 )
             }
             (None, Some(_)) => {
-                return Err(StartError::Other(format!(
+                return Err(StartError::Conflict(format!(
                     "the secret {REDIS_ACCESS_KEY} is provided but REDIS_URL is not set"
                 )));
             }
@@ -102,30 +109,31 @@ impl DeliveryConfig {
 #[derive(Debug)]
 pub struct Delivery;
 
+/// What the function registry lists.
+pub const FUNCTION: Registration = Registration::of::<Delivery>();
+
+/// The path prefix of every route, and the part of it the public ingress serves.
+pub const PREFIX: &str = "/api/deliveries";
+pub const PUBLIC_PREFIX: &str = "/api/deliveries/public";
+
 /// The Key Vault object holding the Redis access key (`infra/` writes it).
 pub const REDIS_ACCESS_KEY: &str = "Redis-AccessKey";
 
 impl Function for Delivery {
     const NAME: &'static str = "delivery";
-    const SECRETS: &'static [&'static str] = &[REDIS_ACCESS_KEY];
     type Config = DeliveryConfig;
 
     /// Only a delivery's public view is reachable from outside; the rest is the workflow's.
     fn deployment() -> Deployment {
-        Deployment::http(Self::NAME, &["/api/deliveries"])
-            .public(&["/api/deliveries/public"])
+        Deployment::http(Self::NAME, &[PREFIX])
+            .public(&[PUBLIC_PREFIX])
             .output(Output::Redis {
                 secret: REDIS_ACCESS_KEY.to_owned(),
             })
-            .secrets(Self::SECRETS)
-    }
-
-    fn config(env: &mut EnvReader<'_>) -> DeliveryConfig {
-        DeliveryConfig::from_env(env)
     }
 
     async fn build(config: DeliveryConfig, bindings: &Bindings) -> Result<App, StartError> {
-        let access_key = bindings.secret(REDIS_ACCESS_KEY)?;
+        let access_key = bindings.store_secret(Store::Redis)?;
         Ok(App::http(routes(config.store(access_key)?, config)))
     }
 }
@@ -138,20 +146,20 @@ struct AppState {
 
 /// The routes over `store`.
 pub fn routes(store: Arc<dyn DeliveryStore>, config: DeliveryConfig) -> Routes {
-    Routes::new()
-        .route("/api/deliveries/summary", get(summary))
-        .route("/api/deliveries/public/{id}", get(get_delivery))
+    Routes::under(PREFIX)
+        .route("/summary", get(summary))
+        .route("/public/{id}", get(get_delivery))
         .route(
-            "/api/deliveries/{id}",
+            "/{id}",
             get(get_delivery)
                 .put(put_delivery)
                 .patch(patch_delivery)
                 .delete(cancel_delivery),
         )
-        .route("/api/deliveries/{id}/owner", get(get_owner))
-        .route("/api/deliveries/{id}/status", get(get_status))
-        .route("/api/deliveries/{id}/notifymerequests", post(notify_me))
-        .route("/api/deliveries/{id}/confirmations", post(confirm))
+        .route("/{id}/owner", get(get_owner))
+        .route("/{id}/status", get(get_status))
+        .route("/{id}/notifymerequests", post(notify_me))
+        .route("/{id}/confirmations", post(confirm))
         .with_state(AppState {
             store,
             config: Arc::new(config),

@@ -23,13 +23,14 @@ use axum::routing::{get, put};
 use chrono::{DateTime, FixedOffset};
 use contracts::requests::PackageDetail;
 use contracts::{Location, OwnerMonth, PackageSize, read_location};
-use runtime::deploy::{Deployment, Output};
+use runtime::deploy::{Deployment, Output, Store};
 use runtime::http::Json;
 use runtime::json::Validator;
 use runtime::secrets::SecretWatch;
 use runtime::store::mongo::{CONNECTION_STRING_SECRET, MongoSettings};
 use runtime::{
-    ApiError, App, Bindings, EnvReader, Function, JsonBody, Routes, StartError, check_id,
+    ApiError, App, Bindings, EnvReader, FromEnv, Function, JsonBody, Registration, Routes,
+    StartError, check_id,
 };
 use serde::{Deserialize, Serialize};
 
@@ -86,11 +87,11 @@ impl Default for SchedulerConfig {
     }
 }
 
-impl SchedulerConfig {
+impl FromEnv for SchedulerConfig {
     /// `DRONE_FLEET_SIZE` (1..=100000, default 100), `DRONE_SPEED_MPH` (default 40), and the
     /// `MONGODB_*` settings with the database from `DRONESCHEDULER_DATABASE` (default
     /// `dronescheduler`).
-    pub fn from_env(r: &mut EnvReader<'_>) -> Self {
+    fn from_env(r: &mut EnvReader<'_>) -> Self {
         let d = Self::default();
         Self {
             fleet_size: r.number_in("DRONE_FLEET_SIZE", d.fleet_size, 1, 100_000),
@@ -98,7 +99,9 @@ impl SchedulerConfig {
             mongo: MongoSettings::from_env(r, "DRONESCHEDULER_DATABASE", "dronescheduler"),
         }
     }
+}
 
+impl SchedulerConfig {
     /// The store the settings choose; with MongoDB, connects, creates the indexes and
     /// seeds the fleet.
     /// `connection_string` is the [`CONNECTION_STRING_SECRET`] secret when a secret
@@ -130,26 +133,25 @@ pub fn fleet(n: u32) -> Vec<String> {
 #[derive(Debug)]
 pub struct DroneScheduler;
 
+/// What the function registry lists.
+pub const FUNCTION: Registration = Registration::of::<DroneScheduler>();
+
+/// The path prefix of every route.
+pub const PREFIX: &str = "/api/dronedeliveries";
+
 impl Function for DroneScheduler {
     const NAME: &'static str = "dronescheduler";
-    const SECRETS: &'static [&'static str] = &[CONNECTION_STRING_SECRET];
     type Config = SchedulerConfig;
 
     /// Called by the workflow only; not public.
     fn deployment() -> Deployment {
-        Deployment::http(Self::NAME, &["/api/dronedeliveries"])
-            .output(Output::MongoDb {
-                secret: CONNECTION_STRING_SECRET.to_owned(),
-            })
-            .secrets(Self::SECRETS)
-    }
-
-    fn config(env: &mut EnvReader<'_>) -> SchedulerConfig {
-        SchedulerConfig::from_env(env)
+        Deployment::http(Self::NAME, &[PREFIX]).output(Output::MongoDb {
+            secret: CONNECTION_STRING_SECRET.to_owned(),
+        })
     }
 
     async fn build(config: SchedulerConfig, bindings: &Bindings) -> Result<App, StartError> {
-        let connection_string = bindings.secret(CONNECTION_STRING_SECRET)?;
+        let connection_string = bindings.store_secret(Store::MongoDb)?;
         Ok(App::http(routes(
             config.store(connection_string).await?,
             config,
@@ -165,12 +167,9 @@ struct AppState {
 
 /// The routes over `store`.
 pub fn routes(store: Arc<dyn DroneStore>, config: SchedulerConfig) -> Routes {
-    Routes::new()
-        .route("/api/dronedeliveries/utilization", get(utilization))
-        .route(
-            "/api/dronedeliveries/{delivery_id}",
-            put(assign).delete(release),
-        )
+    Routes::under(PREFIX)
+        .route("/utilization", get(utilization))
+        .route("/{delivery_id}", put(assign).delete(release))
         .with_state(AppState {
             store,
             speed_mph: config.speed_mph,

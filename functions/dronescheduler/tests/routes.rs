@@ -7,6 +7,7 @@
 use axum::http::Method;
 use chrono::{Datelike, Utc};
 use dronescheduler::{SchedulerConfig, fleet, routes};
+use runtime::FromEnv;
 use runtime::MapEnv;
 use runtime::config::EnvReader;
 use runtime::testing::{TestClient, servers};

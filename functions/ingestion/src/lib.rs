@@ -29,7 +29,8 @@ use runtime::queue::{OPERATION, OutgoingMessage, QueueSender};
 use runtime::telemetry::Metrics;
 use runtime::trace::{DIAGNOSTIC_ID, TRACEPARENT, TraceContext};
 use runtime::{
-    ApiError, App, Bindings, EnvReader, Function, JsonBody, Routes, StartError, check_id,
+    ApiError, App, Bindings, EnvReader, FromEnv, Function, JsonBody, Registration, Routes,
+    StartError, check_id,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -44,7 +45,6 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// Configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngestionConfig {
-    pub queue: String,
     pub idempotency_ttl: Duration,
     pub idempotency_max_keys: usize,
 }
@@ -52,20 +52,17 @@ pub struct IngestionConfig {
 impl Default for IngestionConfig {
     fn default() -> Self {
         Self {
-            queue: contracts::DELIVERY_QUEUE.to_owned(),
             idempotency_ttl: Duration::from_secs(24 * 3600),
             idempotency_max_keys: 100_000,
         }
     }
 }
 
-impl IngestionConfig {
-    /// `QUEUE_NAME` (default `deliveries`), `IDEMPOTENCY_TTL_SECONDS` (default 1 day),
-    /// `IDEMPOTENCY_MAX_KEYS` (default 100000).
-    pub fn from_env(r: &mut EnvReader<'_>) -> Self {
+impl FromEnv for IngestionConfig {
+    /// `IDEMPOTENCY_TTL_SECONDS` (default 1 day), `IDEMPOTENCY_MAX_KEYS` (default 100000).
+    fn from_env(r: &mut EnvReader<'_>) -> Self {
         let d = Self::default();
         Self {
-            queue: r.string("QUEUE_NAME", &d.queue),
             idempotency_ttl: r.seconds(
                 "IDEMPOTENCY_TTL_SECONDS",
                 d.idempotency_ttl,
@@ -86,25 +83,27 @@ impl IngestionConfig {
 #[derive(Debug)]
 pub struct Ingestion;
 
+/// What the function registry lists.
+pub const FUNCTION: Registration = Registration::of::<Ingestion>();
+
+/// The path prefix of every route.
+pub const PREFIX: &str = "/api/deliveryrequests";
+
 impl Function for Ingestion {
     const NAME: &'static str = "ingestion";
     type Config = IngestionConfig;
 
     /// The public front door: every request path it serves is public.
     fn deployment() -> Deployment {
-        Deployment::http(Self::NAME, &["/api/deliveryrequests"])
-            .public(&["/api/deliveryrequests"])
+        Deployment::http(Self::NAME, &[PREFIX])
+            .public(&[PREFIX])
             .output(Output::Queue {
                 queue: contracts::DELIVERY_QUEUE.to_owned(),
             })
     }
 
-    fn config(env: &mut EnvReader<'_>) -> IngestionConfig {
-        IngestionConfig::from_env(env)
-    }
-
     async fn build(config: IngestionConfig, bindings: &Bindings) -> Result<App, StartError> {
-        let sender = bindings.queue_sender(&config.queue)?;
+        let sender = bindings.queue_sender()?;
         Ok(App::http(routes(
             sender,
             &config,
@@ -130,12 +129,9 @@ pub fn routes(sender: Arc<dyn QueueSender>, config: &IngestionConfig, metrics: M
         )),
         metrics,
     };
-    Routes::new()
-        .route("/api/deliveryrequests", post(request_delivery))
-        .route(
-            "/api/deliveryrequests/{id}",
-            patch(reschedule).delete(cancel),
-        )
+    Routes::under(PREFIX)
+        .route("", post(request_delivery))
+        .route("/{id}", patch(reschedule).delete(cancel))
         .with_state(state)
 }
 

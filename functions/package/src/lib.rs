@@ -15,14 +15,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use contracts::PackageSize;
-use runtime::deploy::{Deployment, Output};
+use runtime::deploy::{self, Deployment, Output};
 use runtime::http::Json;
 use runtime::json::Validator;
 use runtime::secrets::SecretWatch;
 use runtime::store::Upsert;
 use runtime::store::mongo::{CONNECTION_STRING_SECRET, MongoSettings};
 use runtime::{
-    ApiError, App, Bindings, EnvReader, Function, JsonBody, Routes, StartError, check_id,
+    ApiError, App, Bindings, EnvReader, FromEnv, Function, JsonBody, Registration, Routes,
+    StartError, check_id,
 };
 use serde::{Deserialize, Serialize};
 
@@ -83,15 +84,17 @@ impl Default for PackageConfig {
     }
 }
 
-impl PackageConfig {
+impl FromEnv for PackageConfig {
     /// The `MONGODB_*` settings, with the database from `PACKAGE_DATABASE` (default
     /// `package`).
-    pub fn from_env(r: &mut EnvReader<'_>) -> Self {
+    fn from_env(r: &mut EnvReader<'_>) -> Self {
         Self {
             mongo: MongoSettings::from_env(r, "PACKAGE_DATABASE", "package"),
         }
     }
+}
 
+impl PackageConfig {
     /// The store the settings choose; with MongoDB, connects and creates the indexes.
     /// `connection_string` is the [`CONNECTION_STRING_SECRET`] secret when a secret
     /// source is configured.
@@ -116,38 +119,37 @@ impl PackageConfig {
 #[derive(Debug)]
 pub struct Package;
 
+/// What the function registry lists.
+pub const FUNCTION: Registration = Registration::of::<Package>();
+
+/// The path prefix of every route.
+pub const PREFIX: &str = "/api/packages";
+
 impl Function for Package {
     const NAME: &'static str = "package";
-    const SECRETS: &'static [&'static str] = &[CONNECTION_STRING_SECRET];
     type Config = PackageConfig;
 
     /// Called by the workflow only; not public.
     fn deployment() -> Deployment {
-        Deployment::http(Self::NAME, &["/api/packages"])
-            .output(Output::MongoDb {
-                secret: CONNECTION_STRING_SECRET.to_owned(),
-            })
-            .secrets(Self::SECRETS)
-    }
-
-    fn config(env: &mut EnvReader<'_>) -> PackageConfig {
-        PackageConfig::from_env(env)
+        Deployment::http(Self::NAME, &[PREFIX]).output(Output::MongoDb {
+            secret: CONNECTION_STRING_SECRET.to_owned(),
+        })
     }
 
     async fn build(config: PackageConfig, bindings: &Bindings) -> Result<App, StartError> {
-        let connection_string = bindings.secret(CONNECTION_STRING_SECRET)?;
+        let connection_string = bindings.store_secret(deploy::Store::MongoDb)?;
         Ok(App::http(routes(config.store(connection_string).await?)))
     }
 }
 
 /// The routes over `store`.
 pub fn routes(store: Arc<dyn PackageStore>) -> Routes {
-    Routes::new()
+    Routes::under(PREFIX)
         .route(
-            "/api/packages/{id}",
+            "/{id}",
             get(get_package).put(put_package).patch(patch_package),
         )
-        .route("/api/packages/summary/{owner_id}", get(summary))
+        .route("/summary/{owner_id}", get(summary))
         .with_state(store)
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use axum::http::Method;
 use package::{MemoryPackageStore, PackageConfig, routes};
+use runtime::FromEnv;
 use runtime::MapEnv;
 use runtime::config::EnvReader;
 use runtime::testing::{TestClient, servers};

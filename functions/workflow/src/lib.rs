@@ -17,31 +17,24 @@ pub mod steps;
 use std::sync::Arc;
 
 use contracts::ServiceArea;
-use runtime::client::{Downstream, DownstreamPolicy};
+use runtime::client::DownstreamPolicy;
 use runtime::deploy::{Deployment, Output, Replicas, Scaling};
-use runtime::{App, Bindings, EnvReader, Function, StartError};
+use runtime::{App, Bindings, EnvReader, FromEnv, Function, Registration, StartError};
 
 pub use steps::Processor;
 
-/// Configuration.
-#[derive(Debug, Clone, PartialEq)]
+/// Configuration: the resilience of the calls to the backends. Where the backends are
+/// comes from the variables the declaration names (`PACKAGE_SERVICE_URL`, ...), which the
+/// host reads.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WorkflowConfig {
-    pub queue: String,
-    pub package_url: String,
-    pub dronescheduler_url: String,
-    pub delivery_url: String,
     pub downstream: DownstreamPolicy,
 }
 
-impl WorkflowConfig {
-    /// `QUEUE_NAME`, `PACKAGE_SERVICE_URL`, `DRONESCHEDULER_SERVICE_URL`,
-    /// `DELIVERY_SERVICE_URL` and the `DOWNSTREAM_*` resilience settings.
-    pub fn from_env(r: &mut EnvReader<'_>) -> Self {
+impl FromEnv for WorkflowConfig {
+    /// The `DOWNSTREAM_*` resilience settings.
+    fn from_env(r: &mut EnvReader<'_>) -> Self {
         Self {
-            queue: r.string("QUEUE_NAME", contracts::DELIVERY_QUEUE),
-            package_url: r.http_url("PACKAGE_SERVICE_URL", "http://package"),
-            dronescheduler_url: r.http_url("DRONESCHEDULER_SERVICE_URL", "http://dronescheduler"),
-            delivery_url: r.http_url("DELIVERY_SERVICE_URL", "http://delivery"),
             downstream: DownstreamPolicy::from_env(r),
         }
     }
@@ -51,6 +44,16 @@ impl WorkflowConfig {
 #[derive(Debug)]
 pub struct Workflow;
 
+/// What the function registry lists.
+pub const FUNCTION: Registration = Registration::of::<Workflow>();
+
+/// The backends it calls, and the variable holding each one's URL.
+const BACKENDS: [(&str, &str); 3] = [
+    ("package", "PACKAGE_SERVICE_URL"),
+    ("dronescheduler", "DRONESCHEDULER_SERVICE_URL"),
+    ("delivery", "DELIVERY_SERVICE_URL"),
+];
+
 impl Function for Workflow {
     const NAME: &'static str = "workflow";
     type Config = WorkflowConfig;
@@ -58,43 +61,39 @@ impl Function for Workflow {
     /// One replica per 20 waiting messages: each message is three downstream calls, so a
     /// replica at its default 16 handlers clears 20 in well under a second.
     fn deployment() -> Deployment {
-        let call = |name: &str, variable: &str| Output::Function {
-            name: name.to_owned(),
-            variable: variable.to_owned(),
-        };
-        Deployment::queue(Self::NAME, contracts::DELIVERY_QUEUE)
-            .output(call("package", "PACKAGE_SERVICE_URL"))
-            .output(call("dronescheduler", "DRONESCHEDULER_SERVICE_URL"))
-            .output(call("delivery", "DELIVERY_SERVICE_URL"))
-            .scaling(Scaling {
+        BACKENDS.iter().fold(
+            Deployment::queue(Self::NAME, contracts::DELIVERY_QUEUE).scaling(Scaling {
                 dev: Replicas { min: 0, max: 3 },
                 prod: Replicas { min: 1, max: 20 },
                 target_per_replica: 20,
                 cooldown_seconds: 300,
-            })
-    }
-
-    fn config(env: &mut EnvReader<'_>) -> WorkflowConfig {
-        WorkflowConfig::from_env(env)
+            }),
+            |d, (name, variable)| {
+                d.output(Output::Function {
+                    name: (*name).to_owned(),
+                    variable: (*variable).to_owned(),
+                })
+            },
+        )
     }
 
     async fn build(config: WorkflowConfig, bindings: &Bindings) -> Result<App, StartError> {
-        let processor = Arc::new(processor(&config, bindings));
-        Ok(App::queue(&config.queue, move |message| {
+        let processor = Arc::new(processor(config.downstream, bindings)?);
+        Ok(App::queue(move |message| {
             let processor = processor.clone();
             async move { processor.handle(message).await }
         }))
     }
 }
 
-/// The message processor with clients for the three backends.
-pub fn processor(config: &WorkflowConfig, bindings: &Bindings) -> Processor {
-    let client =
-        |name: &str, url: &str| -> Downstream { bindings.downstream(name, url, config.downstream) };
-    Processor {
-        package: client("package", &config.package_url),
-        dronescheduler: client("dronescheduler", &config.dronescheduler_url),
-        delivery: client("delivery", &config.delivery_url),
+/// The message processor with clients for the three backends, where `bindings` says they
+/// are.
+pub fn processor(policy: DownstreamPolicy, bindings: &Bindings) -> Result<Processor, StartError> {
+    let client = |name: &str| bindings.downstream(name, policy);
+    Ok(Processor {
+        package: client("package")?,
+        dronescheduler: client("dronescheduler")?,
+        delivery: client("delivery")?,
         area: ServiceArea::default(),
-    }
+    })
 }

@@ -46,6 +46,8 @@ pub struct Environment {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FunctionIdentity {
     pub client_id: String,
+    /// The function's Key Vault; only a function that declares secrets needs one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub key_vault: String,
 }
 

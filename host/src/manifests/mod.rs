@@ -10,22 +10,18 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use runtime::Function;
 use runtime::deploy::{Deployment, Output, Profile};
 use serde_json::Value;
 
 pub use input::Environment;
 pub use objects::{DRAIN_GRACE_SECONDS, PORT};
 
-/// The declarations of the five functions, as their crates state them.
+/// The declarations of every registered function, as their crates state them.
 pub fn declarations() -> Vec<Deployment> {
-    vec![
-        ingestion::Ingestion::deployment(),
-        workflow::Workflow::deployment(),
-        delivery::Delivery::deployment(),
-        package::Package::deployment(),
-        dronescheduler::DroneScheduler::deployment(),
-    ]
+    crate::functions()
+        .iter()
+        .map(runtime::Registration::deployment)
+        .collect()
 }
 
 /// Why manifests could not be generated: every problem found, one per line.

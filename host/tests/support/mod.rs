@@ -17,7 +17,7 @@ pub async fn start_local() -> (runtime::lifecycle::Shutdown, host::DevSystem, Do
     let system = host::start_dev(host::DevConfig::ephemeral(), shutdown.clone())
         .await
         .unwrap();
-    let gw = client(system.gateway);
+    let gw = client(system.internal);
     (shutdown, system, gw)
 }
 

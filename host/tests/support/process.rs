@@ -39,6 +39,7 @@ impl Lines {
 pub fn spawn_dev(mut command: Command) -> (Child, Lines) {
     let mut child = command
         .env("DEV_GATEWAY_PORT", "0")
+        .env("DEV_INTERNAL_PORT", "0")
         .env("DEV_FIRST_FUNCTION_PORT", "0")
         .stdout(Stdio::piped())
         .spawn()

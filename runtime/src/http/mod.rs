@@ -36,6 +36,8 @@ pub use reply::Json;
 pub struct Routes<S = ()> {
     router: Router<S>,
     templates: Vec<String>,
+    /// Prepended to every template (see [`Routes::under`]).
+    prefix: String,
 }
 
 impl<S: Clone + Send + Sync + 'static> Default for Routes<S> {
@@ -46,16 +48,25 @@ impl<S: Clone + Send + Sync + 'static> Default for Routes<S> {
 
 impl<S: Clone + Send + Sync + 'static> Routes<S> {
     pub fn new() -> Self {
+        Self::under("")
+    }
+
+    /// Routes under the path prefix `prefix`: each template is written relative to it
+    /// (`""` is the prefix itself), so a function states its prefix once, in its
+    /// declaration, and builds its routes from the same constant.
+    pub fn under(prefix: &str) -> Self {
         Self {
             router: Router::new(),
             templates: Vec::new(),
+            prefix: prefix.trim_end_matches('/').to_owned(),
         }
     }
 
     /// Adds a route. Write literal segments in lower case; requests match them in any case.
     pub fn route(mut self, template: &str, method_router: MethodRouter<S>) -> Self {
-        self.templates.push(template.to_owned());
-        self.router = self.router.route(template, method_router);
+        let template = format!("{}{template}", self.prefix);
+        self.router = self.router.route(&template, method_router);
+        self.templates.push(template);
         self
     }
 
@@ -64,6 +75,7 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
         Routes {
             router: self.router.with_state(state),
             templates: self.templates,
+            prefix: self.prefix,
         }
     }
 }

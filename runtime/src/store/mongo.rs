@@ -12,8 +12,8 @@ use mongodb::{Client, Collection, Database, IndexModel};
 
 use super::StoreError;
 use crate::config::EnvReader;
-use crate::function::StartError;
 use crate::secrets::SecretWatch;
+use crate::start_error::StartError;
 
 /// The Key Vault object holding the Cosmos DB (MongoDB) connection string, for the
 /// functions whose store is MongoDB (`infra/` writes it to each one's vault).
@@ -120,15 +120,19 @@ impl MongoSettings {
         let uri = match (&self.uri, &secret) {
             (None, None) => return Ok(None),
             (Some(_), Some(s)) => {
-                return Err(StartError::Other(format!(
+                return Err(StartError::Conflict(format!(
                     "MONGODB_URI or MONGODB_URI_FILE is set and the secret {} provides the \
                      connection string too: keep one",
                     s.name()
                 )));
             }
             (Some(uri), None) => uri.clone(),
-            (None, Some(s)) => parse_uri(s.current().expose())
-                .map_err(|why| StartError::Other(format!("the secret {}: {why}", s.name())))?,
+            (None, Some(s)) => {
+                parse_uri(s.current().expose()).map_err(|why| StartError::Store {
+                    store: format!("MongoDB (the secret {})", s.name()),
+                    source: StoreError::Rejected(why),
+                })?
+            }
         };
         let servers = hosts(&uri);
         tracing::info!(hosts = %servers, database = %self.database, function = app_name, "store: MongoDB");
@@ -142,10 +146,10 @@ impl MongoSettings {
             }
             start(database).await
         };
-        opened
-            .await
-            .map(Some)
-            .map_err(|e| StartError::Other(format!("MongoDB ({servers}): {e}")))
+        opened.await.map(Some).map_err(|source| StartError::Store {
+            store: format!("MongoDB ({servers})"),
+            source,
+        })
     }
 
     /// Reconnects `database` with each new value of `secret`, until the secret source stops.

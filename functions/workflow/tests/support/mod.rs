@@ -19,7 +19,7 @@ use runtime::queue::{OPERATION, OutgoingMessage, ReceivedMessage};
 use runtime::telemetry::Metrics;
 use serde_json::Value;
 use tokio::net::TcpListener;
-use workflow::{Processor, WorkflowConfig};
+use workflow::Processor;
 
 /// Faults for `PUT /api/deliveries/...`: answer `status` for the next `times` calls
 /// (`u32::MAX` = always).
@@ -50,8 +50,16 @@ async fn inject(State(faults): State<Arc<Faults>>, req: Request, next: Next) -> 
     next.run(req).await
 }
 
+/// Where the three backends listen, and the call policy the workflow uses for them.
+pub struct BackendUrls {
+    pub package_url: String,
+    pub dronescheduler_url: String,
+    pub delivery_url: String,
+    pub downstream: DownstreamPolicy,
+}
+
 pub struct Backends {
-    pub config: WorkflowConfig,
+    pub config: BackendUrls,
     pub faults: Arc<Faults>,
     pub client: Downstream,
     pub shutdown: Shutdown,
@@ -123,8 +131,7 @@ impl Backends {
             &shutdown,
         )
         .await;
-        let config = WorkflowConfig {
-            queue: "deliveries".into(),
+        let config = BackendUrls {
             package_url: package,
             dronescheduler_url: dronescheduler,
             delivery_url: delivery.clone(),
@@ -144,12 +151,18 @@ impl Backends {
         }
     }
 
+    /// The processor as the host builds it, its declared callees at the test servers.
     pub fn processor(&self) -> Processor {
-        let bindings = runtime::Bindings::new(
-            Arc::new(runtime::queue::embedded::EmbeddedBroker::default()),
-            Metrics::new("workflow").unwrap(),
-        );
-        workflow::processor(&self.config, &bindings)
+        let env = runtime::MapEnv::from([
+            ("PACKAGE_SERVICE_URL", self.config.package_url.as_str()),
+            (
+                "DRONESCHEDULER_SERVICE_URL",
+                self.config.dronescheduler_url.as_str(),
+            ),
+            ("DELIVERY_SERVICE_URL", self.config.delivery_url.as_str()),
+        ]);
+        let bindings = runtime::testing::bindings::<workflow::Workflow>(&env);
+        workflow::processor(self.config.downstream, &bindings).unwrap()
     }
 
     /// `GET base+path` as (status, JSON).
