@@ -5,6 +5,7 @@
 //! [`policy`] maps its outcome to a settlement; the [`pump`] runs handlers with bounded
 //! concurrency and prefetch, renews locks while they run, and drains on shutdown.
 
+pub mod layers;
 pub mod policy;
 pub mod pump;
 

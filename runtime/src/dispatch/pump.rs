@@ -9,6 +9,10 @@
 //! On shutdown the pump stops receiving, abandons what it holds but has not started, lets
 //! running handlers finish within the drain grace, then interrupts and abandons the rest.
 //! Nothing is completed unless its handler succeeded, so nothing accepted is lost.
+//!
+//! The pump fetches, locks and settles; what happens to each message on its way to the
+//! handler (its span, the hold before an abandon, metrics, the drain's interrupt, the
+//! timeout, panic catching) is the [`super::layers`] stack.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,10 +20,11 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, info, warn};
 
 use super::QueueHandler;
-use super::policy::{Outcome, Settlement, settlement_for};
+use super::layers::{self, Stops, trace::TracedService};
+use super::policy::{Settlement, settlement_for};
 use crate::client::Backoff;
 use crate::lifecycle::Shutdown;
 use crate::queue::{LockToken, QueueError, QueueReceiver, ReceivedMessage};
@@ -92,6 +97,17 @@ pub async fn run_pump(
     let workers = Arc::new(Semaphore::new(concurrency));
     let (tx, mut rx) = mpsc::unbounded_channel::<Locked>();
     let interrupt = Shutdown::new();
+    let service = layers::stack(
+        handler,
+        receiver.queue(),
+        receiver.messaging_system(),
+        options,
+        metrics.clone(),
+        Stops {
+            shutdown: shutdown.clone(),
+            interrupt: interrupt.clone(),
+        },
+    );
 
     let fetcher = tokio::spawn(fetch_loop(
         receiver.clone(),
@@ -122,17 +138,12 @@ pub async fn run_pump(
                     }
                 };
                 let Ok(permit) = permit else { break };
-                running.spawn(handle_one(
+                running.spawn(process(
+                    service.clone(),
                     receiver.clone(),
-                    handler.clone(),
                     locked,
                     permit,
-                    options,
                     metrics.clone(),
-                    Stops {
-                        shutdown: shutdown.clone(),
-                        interrupt: interrupt.clone(),
-                    },
                 ));
             }
         }
@@ -261,97 +272,21 @@ async fn renew_lock(
     }
 }
 
-/// What ends a handler early: `shutdown` cuts a redelivery delay short, `interrupt` (the
-/// end of the drain grace) stops the handler itself.
-struct Stops {
-    shutdown: Shutdown,
-    interrupt: Shutdown,
-}
-
-async fn handle_one(
+/// Runs one locked message through the layers, then settles it in the message's span.
+async fn process(
+    service: TracedService,
     receiver: Arc<dyn QueueReceiver>,
-    handler: Arc<dyn QueueHandler>,
     locked: Locked,
     _worker: OwnedSemaphorePermit,
-    options: DispatchOptions,
     metrics: Metrics,
-    stops: Stops,
 ) {
-    let message = &locked.message;
-    // The producer's trace (ingestion puts it on every message), so the message's log lines
-    // join the request's trace.
-    let trace = message.trace_context();
-    let queue = receiver.queue();
-    // Field names follow the OpenTelemetry messaging conventions; they are the exported
-    // span's attributes when OTLP export is on (`otel.*` fields only steer the exporter).
-    let span = info_span!(
-        "message",
-        otel.name = %format_args!("process {queue}"),
-        otel.kind = "consumer",
-        function = metrics.function(),
-        trace_id = trace.as_ref().map(|t| tracing::field::display(t.trace_id_hex())),
-        "messaging.system" = receiver.messaging_system(),
-        "messaging.operation.type" = "process",
-        "messaging.destination.name" = queue,
-        "messaging.message.id" = %message.message_id,
-        "messaging.servicebus.message.delivery_count" = message.delivery_count,
-        operation = message.property(crate::queue::OPERATION).unwrap_or(""),
-        delivery_id = tracing::field::Empty,
-    );
-    if let Some(trace) = &trace {
-        crate::telemetry::otlp::link_to_remote_parent(&span, trace);
-    }
-    async {
-        metrics.queue_in_flight.inc();
-        let started = Instant::now();
-        // The handler runs in its own task so a panic is caught as a JoinError instead of
-        // tearing down the pump.
-        let task = tokio::spawn({
-            let handler = handler.clone();
-            let message = message.clone();
-            async move { handler.handle(message).await }.in_current_span()
-        });
-        let abort = task.abort_handle();
-        let outcome = tokio::select! {
-            r = tokio::time::timeout(options.handler_timeout, task) => match r {
-                Ok(Ok(result)) => Outcome::Handled(result),
-                Ok(Err(e)) if e.is_panic() => Outcome::Panicked,
-                Ok(Err(_)) => Outcome::Interrupted,
-                Err(_) => { abort.abort(); Outcome::TimedOut }
-            },
-            _ = stops.interrupt.wait() => { abort.abort(); Outcome::Interrupted }
-        };
-        metrics
-            .queue_handler_duration
-            .observe(started.elapsed().as_secs_f64());
-        metrics.handled_one();
-        let interrupted = outcome == Outcome::Interrupted;
-        let settlement = settlement_for(outcome);
-        if matches!(settlement, Settlement::Abandon { .. }) && !interrupted {
-            hold_before_redelivery(message, &options.redelivery_delay, &stops.shutdown).await;
-        }
-        settle(&*receiver, message, settlement, &metrics).await;
-        metrics.queue_in_flight.dec();
-    }
-    .instrument(span)
-    .await;
+    let traced = service.call(locked.message.clone()).await;
+    let settlement = settlement_for(traced.outcome);
+    settle(&*receiver, &locked.message, settlement, &metrics)
+        .instrument(traced.span)
+        .await;
     // Renewal stops only now, after settlement.
     drop(locked.renewal);
-}
-
-async fn hold_before_redelivery(message: &ReceivedMessage, delay: &Backoff, shutdown: &Shutdown) {
-    if delay.base.is_zero() {
-        return;
-    }
-    let wait = delay.delay(message.delivery_count, None);
-    info!(
-        wait_ms = wait.as_millis() as u64,
-        "transient failure; holding the message before redelivery"
-    );
-    tokio::select! {
-        _ = tokio::time::sleep(wait) => {}
-        _ = shutdown.wait() => {}
-    }
 }
 
 async fn settle(
