@@ -13,10 +13,14 @@ pub const TRACEPARENT: &str = "traceparent";
 /// The property Service Bus tooling and Application Insights read; same value.
 pub const DIAGNOSTIC_ID: &str = "Diagnostic-Id";
 
-/// Puts the delivery id on the current request's or message's span, so every later log
-/// line of it (and its exported span) carries it. A span without the field ignores it.
-pub fn record_delivery_id(id: &str) {
-    tracing::Span::current().record("delivery_id", id);
+/// Puts `key = value` on the current request's or message's span, so every later log line
+/// of it carries it, and its exported span has it as an attribute: the fields a function
+/// names itself (an order's id, the operation a message asks for), which the host's own spans
+/// know nothing of.
+pub fn annotate(key: &'static str, value: &str) {
+    let span = tracing::Span::current();
+    crate::telemetry::json_lines::annotate(&span, key, serde_json::Value::from(value).to_string());
+    crate::telemetry::otlp::set_attribute(&span, key, value);
 }
 
 /// A parsed `traceparent`: version 00, trace id, parent span id, flags.

@@ -29,6 +29,9 @@ pub fn now() -> chrono::DateTime<chrono::FixedOffset> {
 /// `QUEUE_NAME` setting can change it).
 pub const DELIVERY_QUEUE: &str = "deliveries";
 
+/// Application property naming what a queue message asks for (`delivery|cancel|reschedule`).
+pub const OPERATION: &str = "operation";
+
 pub use geo::{Location, ServiceArea, distance_miles, read_location};
 pub use message::{CancelMessage, DeliveryMessage, Operation, PackageInfo, RescheduleMessage};
 pub use period::OwnerMonth;

@@ -199,7 +199,7 @@ async fn get_delivery(
     State(state): AppStateOf,
     Path(id): Path<String>,
 ) -> Result<Json<DeliveryDocument>, ApiError> {
-    runtime::trace::record_delivery_id(&id);
+    runtime::trace::annotate("delivery_id", &id);
     let (delivery, _) = load(&state, &id).await?;
     Ok(Json(delivery.document))
 }
@@ -208,7 +208,7 @@ async fn get_owner(
     State(state): AppStateOf,
     Path(id): Path<String>,
 ) -> Result<Json<UserAccount>, ApiError> {
-    runtime::trace::record_delivery_id(&id);
+    runtime::trace::annotate("delivery_id", &id);
     let (delivery, _) = load(&state, &id).await?;
     Ok(Json(delivery.document.owner))
 }
@@ -217,7 +217,7 @@ async fn get_status(
     State(state): AppStateOf,
     Path(id): Path<String>,
 ) -> Result<Json<DeliveryStatus>, ApiError> {
-    runtime::trace::record_delivery_id(&id);
+    runtime::trace::annotate("delivery_id", &id);
     let (delivery, events) = load(&state, &id).await?;
     Ok(Json(DeliveryStatus::compute(
         &delivery,
@@ -279,7 +279,7 @@ async fn put_delivery(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<StatusCode, ApiError> {
-    runtime::trace::record_delivery_id(&id);
+    runtime::trace::annotate("delivery_id", &id);
     check_id("id", &id)?;
     let document = read_document(&id, &body)?;
     let existing = state.store.load(&id).await?;
@@ -318,7 +318,7 @@ async fn patch_delivery(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<DeliveryDocument>, ApiError> {
-    runtime::trace::record_delivery_id(&id);
+    runtime::trace::annotate("delivery_id", &id);
     let mut v = Validator::new();
     let patch = v
         .root(&body)
@@ -357,7 +357,7 @@ async fn cancel_delivery(
     State(state): AppStateOf,
     Path(id): Path<String>,
 ) -> Result<Json<DeliveryStatus>, ApiError> {
-    runtime::trace::record_delivery_id(&id);
+    runtime::trace::annotate("delivery_id", &id);
     let (delivery, mut events) = load(&state, &id).await?;
     match stage_of(&events) {
         DeliveryStage::Cancelled => {}
@@ -387,7 +387,7 @@ async fn notify_me(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<StatusCode, ApiError> {
-    runtime::trace::record_delivery_id(&id);
+    runtime::trace::annotate("delivery_id", &id);
     let mut v = Validator::new();
     let request = v.root(&body).map(|root| {
         let email_address = v.string(&root, &["emailAddress"], false);
@@ -420,7 +420,7 @@ async fn confirm(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<DeliveryStatus>, ApiError> {
-    runtime::trace::record_delivery_id(&id);
+    runtime::trace::annotate("delivery_id", &id);
     let mut v = Validator::new();
     let confirmation = v.root(&body).map(|root| {
         let at = v.timestamp(&root, "dateTime", true);

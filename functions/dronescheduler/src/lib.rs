@@ -216,7 +216,7 @@ async fn assign(
     Path(delivery_id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Assignment>, ApiError> {
-    runtime::trace::record_delivery_id(&delivery_id);
+    runtime::trace::annotate("delivery_id", &delivery_id);
     check_id("deliveryId", &delivery_id)?;
     let plan = read_plan(&delivery_id, &body)?;
     let assignment = state.store.assign(plan, state.speed_mph).await?;
@@ -227,7 +227,7 @@ async fn release(
     State(state): State<AppState>,
     Path(delivery_id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    runtime::trace::record_delivery_id(&delivery_id);
+    runtime::trace::annotate("delivery_id", &delivery_id);
     check_id("deliveryId", &delivery_id)?;
     match state.store.release(&delivery_id).await? {
         Some(drone_id) => Ok(Json(

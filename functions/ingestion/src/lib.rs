@@ -18,6 +18,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{patch, post};
+use contracts::OPERATION;
 use contracts::{
     CancelMessage, ConfirmationType, DeliveryMessage, Operation, PackageInfo, PackageSize,
     RescheduleMessage,
@@ -25,7 +26,7 @@ use contracts::{
 use runtime::deploy::{Deployment, Output};
 use runtime::http::Json;
 use runtime::json::Validator;
-use runtime::queue::{OPERATION, OutgoingMessage, QueueSender};
+use runtime::queue::{OutgoingMessage, QueueSender};
 use runtime::telemetry::Metrics;
 use runtime::trace::{DIAGNOSTIC_ID, TRACEPARENT, TraceContext};
 use runtime::{
@@ -347,7 +348,7 @@ async fn request_delivery(
         Some(k) => delivery_id_for_key(k),
         None => uuid::Uuid::new_v4().to_string(),
     };
-    runtime::trace::record_delivery_id(&delivery_id);
+    runtime::trace::annotate("delivery_id", &delivery_id);
     let message = read_request(&body, delivery_id.clone())?;
     let fingerprint = format!("POST\n{body}");
     let id = message_id(key.as_deref(), &delivery_id, Operation::Delivery, &headers);
@@ -370,7 +371,7 @@ async fn cancel(
     Path(delivery_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    runtime::trace::record_delivery_id(&delivery_id);
+    runtime::trace::annotate("delivery_id", &delivery_id);
     check_id("id", &delivery_id)?;
     let key = idempotency_key(&headers)?;
     let id = message_id(key.as_deref(), &delivery_id, Operation::Cancel, &headers);
@@ -398,7 +399,7 @@ async fn reschedule(
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    runtime::trace::record_delivery_id(&delivery_id);
+    runtime::trace::annotate("delivery_id", &delivery_id);
     check_id("id", &delivery_id)?;
     let key = idempotency_key(&headers)?;
     let mut v = Validator::new();

@@ -1,5 +1,6 @@
 //! The steps of each operation and how their failures are classified.
 
+use contracts::OPERATION;
 use contracts::requests::{
     DeliveryDocument, DeliveryPatch, DroneAssignment, DroneDeliveryRequest, PackageDetail,
     PackageUpsert, UserAccount,
@@ -8,7 +9,7 @@ use contracts::{CancelMessage, DeliveryMessage, Operation, RescheduleMessage, Se
 use http::{Method, StatusCode};
 use runtime::MessageError;
 use runtime::client::{CallError, CallResponse, Downstream, path_segment};
-use runtime::queue::{OPERATION, ReceivedMessage};
+use runtime::queue::ReceivedMessage;
 use runtime::trace::TraceContext;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -58,23 +59,24 @@ impl Processor {
                 )
             })?,
         };
-        // The delivery id goes on the message's span (the current one here), so the pump's
-        // own lines about this message, such as its settlement, carry it too.
+        // The operation and the delivery id go on the message's span (the current one here),
+        // so the pump's own lines about this message, such as its settlement, carry them too.
+        runtime::trace::annotate(OPERATION, operation.as_str());
         let span = tracing::info_span!("workflow", operation = operation.as_str(), trace_id = %trace.trace_id_hex());
         match operation {
             Operation::Delivery => {
                 let m = decode::<DeliveryMessage>(&message)?;
-                runtime::trace::record_delivery_id(&m.delivery_id);
+                runtime::trace::annotate("delivery_id", &m.delivery_id);
                 self.deliver(m, &trace).instrument(span).await
             }
             Operation::Cancel => {
                 let m = decode::<CancelMessage>(&message)?;
-                runtime::trace::record_delivery_id(&m.delivery_id);
+                runtime::trace::annotate("delivery_id", &m.delivery_id);
                 self.cancel(m, &trace).instrument(span).await
             }
             Operation::Reschedule => {
                 let m = decode::<RescheduleMessage>(&message)?;
-                runtime::trace::record_delivery_id(&m.delivery_id);
+                runtime::trace::annotate("delivery_id", &m.delivery_id);
                 self.reschedule(m, &trace).instrument(span).await
             }
         }

@@ -37,7 +37,6 @@ pub(super) async fn observe(
         "http.route" = route,
         "http.response.status_code" = tracing::field::Empty,
         trace_id = %trace.trace_id_hex(),
-        delivery_id = tracing::field::Empty,
     );
     crate::telemetry::otlp::link_to_remote_parent(&span, &trace);
     let response = next.run(req).instrument(span.clone()).await;

@@ -128,6 +128,22 @@ fn json_f64(value: f64) -> String {
     }
 }
 
+/// Adds `key` (its value already encoded as JSON) to `span`'s fields, as if the span had
+/// declared and recorded it: fields a function names itself, which the host's spans cannot
+/// declare in advance. Does nothing when the JSON layer is not installed.
+pub(crate) fn annotate(span: &tracing::Span, key: &'static str, json: String) {
+    span.with_subscriber(|(id, dispatch)| {
+        let Some(registry) = dispatch.downcast_ref::<tracing_subscriber::Registry>() else {
+            return;
+        };
+        if let Some(span) = registry.span(id)
+            && let Some(fields) = span.extensions_mut().get_mut::<SpanFields>()
+        {
+            fields.set(key, json);
+        }
+    });
+}
+
 impl<S, W> Layer<S> for JsonLines<W>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -216,6 +232,24 @@ mod tests {
     }
 
     #[test]
+    fn a_field_a_function_names_itself_lands_on_every_later_line_of_its_span() {
+        let out = lines(|| {
+            let span = tracing::info_span!("message", function = "workflow");
+            let _entered = span.enter();
+            tracing::info!("before");
+            crate::trace::annotate("order_id", "o-7");
+            tracing::info!("after");
+            let child = tracing::info_span!("step");
+            let _child = child.enter();
+            tracing::info!("inside a child span");
+        });
+        assert_eq!(out.len(), 3);
+        assert!(out[0].get("order_id").is_none());
+        assert_eq!(out[1]["order_id"], "o-7");
+        assert_eq!(out[2]["order_id"], "o-7");
+    }
+
+    #[test]
     fn every_enclosing_span_contributes_its_fields_and_the_innermost_wins() {
         let out = lines(|| {
             let outer = tracing::info_span!("function", function = "workflow", step = "outer");
@@ -224,10 +258,10 @@ mod tests {
                 "message",
                 trace_id = "abc",
                 step = "inner",
-                delivery_id = tracing::field::Empty
+                order_id = tracing::field::Empty
             );
             let _inner = inner.enter();
-            inner.record("delivery_id", "d-1");
+            inner.record("order_id", "d-1");
             tracing::warn!(attempt = 3, ok = false, "quote \" and\nnewline");
         });
         assert_eq!(out.len(), 1);
@@ -238,7 +272,7 @@ mod tests {
         assert_eq!(line["ok"], false);
         assert_eq!(line["function"], "workflow");
         assert_eq!(line["trace_id"], "abc");
-        assert_eq!(line["delivery_id"], "d-1");
+        assert_eq!(line["order_id"], "d-1");
         assert_eq!(line["step"], "inner");
         assert!(line["timestamp"].as_str().unwrap().starts_with("20"));
     }

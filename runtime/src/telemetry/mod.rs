@@ -4,7 +4,7 @@
 //! readable text when it is. Spans are exported over OTLP only when configured
 //! ([`OtlpSettings`]).
 
-mod json_lines;
+pub(crate) mod json_lines;
 mod metrics;
 pub mod otlp;
 pub mod startup;

@@ -120,6 +120,13 @@ pub fn link_to_remote_parent(span: &tracing::Span, parent: &TraceContext) {
     let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
 }
 
+/// Puts `key = value` on `span`'s exported span. Does nothing when export is off.
+pub fn set_attribute(span: &tracing::Span, key: &'static str, value: &str) {
+    if exporting() {
+        span.set_attribute(key, value.to_owned());
+    }
+}
+
 /// The context to send downstream from inside `span`: the exported span's own id when
 /// export is on, so the callee's span is its child; a new span id in the same trace when
 /// it is off.

@@ -236,6 +236,9 @@ pub fn dead_letter_error(reason: &str, description: &str) -> AmqpDescribedError 
 }
 
 pub const RENEW_LOCK: &str = "com.microsoft:renew-lock";
+/// The application property of a Service Bus management request that names its operation
+/// (the management protocol's own key).
+pub const MANAGEMENT_OPERATION: &str = "operation";
 
 /// The `$management` request that renews the locks of `tokens` (Service Bus AMQP
 /// request/response operations, "Message renew lock"): `operation` in the application
@@ -243,7 +246,7 @@ pub const RENEW_LOCK: &str = "com.microsoft:renew-lock";
 pub fn renew_lock_request(request_id: Uuid, reply_to: &str, tokens: &[Uuid]) -> AmqpMessage {
     let mut properties = AmqpApplicationProperties::new();
     properties.insert(
-        "operation".to_owned(),
+        MANAGEMENT_OPERATION.to_owned(),
         AmqpSimpleValue::String(RENEW_LOCK.to_owned()),
     );
     let mut body = AmqpOrderedMap::new();
@@ -347,7 +350,7 @@ mod tests {
     #[test]
     fn an_outgoing_message_maps_to_one_data_section_with_string_properties() {
         let m = OutgoingMessage::json("req-1", &b"{\"a\":1}"[..])
-            .with_property("operation", "delivery")
+            .with_property("kind", "delivery")
             .with_property("traceparent", "00-abc-def-01");
         let a = to_amqp(&m);
         assert_eq!(a.body, AmqpMessageBody::Binary(vec![b"{\"a\":1}".to_vec()]));
@@ -469,7 +472,7 @@ mod tests {
         let m = renew_lock_request(id, "renew-reply-1", &tokens);
         let ap = m.application_properties.as_ref().expect("properties");
         assert_eq!(
-            ap.0.get("operation"),
+            ap.0.get(MANAGEMENT_OPERATION),
             Some(&AmqpSimpleValue::String("com.microsoft:renew-lock".into()))
         );
         let p = m.properties.as_ref().expect("properties");
