@@ -103,14 +103,12 @@ impl fmt::Display for ConfigError {
 /// A bad value yields the default, so reading can go on and report the rest.
 pub struct EnvReader<'a> {
     env: &'a dyn Env,
-    prefix: String,
     problems: Vec<ConfigProblem>,
 }
 
 impl fmt::Debug for EnvReader<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EnvReader")
-            .field("prefix", &self.prefix)
             .field("problems", &self.problems)
             .finish()
     }
@@ -120,35 +118,21 @@ impl<'a> EnvReader<'a> {
     pub fn new(env: &'a dyn Env) -> Self {
         Self {
             env,
-            prefix: String::new(),
             problems: Vec::new(),
         }
-    }
-
-    /// A reader whose variable names all start with `prefix` (the dev launcher runs five
-    /// functions in one process and gives each its own namespace, e.g. `WORKFLOW_`).
-    pub fn with_prefix(env: &'a dyn Env, prefix: &str) -> Self {
-        Self {
-            prefix: prefix.to_owned(),
-            ..Self::new(env)
-        }
-    }
-
-    fn full_name(&self, name: &str) -> String {
-        format!("{}{name}", self.prefix)
     }
 
     /// The trimmed value of `name`; an empty value counts as unset.
     pub fn raw(&self, name: &str) -> Option<String> {
         self.env
-            .var(&self.full_name(name))
+            .var(name)
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty())
     }
 
     /// Records a problem with `name` found by the caller's own check.
     pub fn problem(&mut self, name: &str, message: impl Into<String>) {
-        let variable = self.full_name(name);
+        let variable = name.to_owned();
         self.problems.push(ConfigProblem {
             variable,
             message: message.into(),
@@ -346,13 +330,5 @@ mod tests {
         assert_eq!(r.string("NAME", "x"), "x");
         assert_eq!(r.choice("FORMAT", "json", &["json", "text"]), "json");
         assert!(r.finish().is_ok());
-    }
-
-    #[test]
-    fn prefixed_reader_names_the_full_variable() {
-        let env = MapEnv::from([("WORKFLOW_PORT", "x")]);
-        let mut r = EnvReader::with_prefix(&env, "WORKFLOW_");
-        let _: u16 = r.parse("PORT", 1);
-        assert!(r.finish().unwrap_err().names("WORKFLOW_PORT"));
     }
 }

@@ -14,6 +14,31 @@ use crate::secrets::SecretsSettings;
 use crate::start_error::StartError;
 use crate::telemetry::{LogFormat, OtlpSettings};
 
+/// Where a single function listens: `HOST` (default all addresses) and `PORT` (8080).
+pub const HOST: &str = "HOST";
+pub const PORT: &str = "PORT";
+const DEFAULT_PORT: u16 = 8080;
+/// Larger request bodies get 413 (`HTTP_BODY_LIMIT_BYTES`, default 64 KiB).
+pub const HTTP_BODY_LIMIT_BYTES: &str = "HTTP_BODY_LIMIT_BYTES";
+const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+/// How long in-flight work may finish after SIGTERM (`SHUTDOWN_GRACE_SECONDS`, default 20).
+pub const SHUTDOWN_GRACE_SECONDS: &str = "SHUTDOWN_GRACE_SECONDS";
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// The embedded queue's lock duration and max delivery count (Service Bus keeps its own).
+pub const QUEUE_LOCK_DURATION_SECONDS: &str = "QUEUE_LOCK_DURATION_SECONDS";
+pub const QUEUE_MAX_DELIVERY_COUNT: &str = "QUEUE_MAX_DELIVERY_COUNT";
+/// Handlers at once, and messages locked ahead of a free handler (defaults:
+/// [`DispatchOptions::default`]).
+pub const QUEUE_MAX_CONCURRENCY: &str = "QUEUE_MAX_CONCURRENCY";
+pub const QUEUE_PREFETCH: &str = "QUEUE_PREFETCH";
+/// A handler running longer is abandoned.
+pub const QUEUE_HANDLER_TIMEOUT_SECONDS: &str = "QUEUE_HANDLER_TIMEOUT_SECONDS";
+/// The hold before a transiently failed message is abandoned, and its cap.
+pub const QUEUE_RETRY_DELAY_MS: &str = "QUEUE_RETRY_DELAY_MS";
+pub const QUEUE_RETRY_DELAY_MAX_SECONDS: &str = "QUEUE_RETRY_DELAY_MAX_SECONDS";
+/// `auto` (JSON unless stdout is a terminal), `json` or `text`.
+pub const LOG_FORMAT: &str = "LOG_FORMAT";
+
 /// Settings every function shares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostConfig {
@@ -40,18 +65,23 @@ impl HostConfig {
     /// source's ([`SecretsSettings::from_env`]).
     pub fn from_env(r: &mut EnvReader<'_>) -> Self {
         let secs = Duration::from_secs;
-        let grace = r.seconds("SHUTDOWN_GRACE_SECONDS", secs(20), secs(0), secs(600));
+        let grace = r.seconds(
+            SHUTDOWN_GRACE_SECONDS,
+            DEFAULT_SHUTDOWN_GRACE,
+            secs(0),
+            secs(600),
+        );
         let defaults = QueueSettings::default();
         let d = DispatchOptions::default();
         let queue = QueueSettings {
             lock_duration: r.seconds(
-                "QUEUE_LOCK_DURATION_SECONDS",
+                QUEUE_LOCK_DURATION_SECONDS,
                 defaults.lock_duration,
                 secs(5),
                 secs(300),
             ),
             max_delivery_count: r.number_in(
-                "QUEUE_MAX_DELIVERY_COUNT",
+                QUEUE_MAX_DELIVERY_COUNT,
                 defaults.max_delivery_count,
                 1,
                 2000,
@@ -59,15 +89,20 @@ impl HostConfig {
             ..defaults
         };
         Self {
-            bind: r.parse("HOST", IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-            port: r.parse("PORT", 8080),
-            body_limit: r.number_in("HTTP_BODY_LIMIT_BYTES", 64 * 1024, 1024, 64 * 1024 * 1024),
+            bind: r.parse(HOST, IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            port: r.parse(PORT, DEFAULT_PORT),
+            body_limit: r.number_in(
+                HTTP_BODY_LIMIT_BYTES,
+                DEFAULT_BODY_LIMIT,
+                1024,
+                64 * 1024 * 1024,
+            ),
             shutdown_grace: grace,
             dispatch: DispatchOptions {
-                max_concurrency: r.number_in("QUEUE_MAX_CONCURRENCY", d.max_concurrency, 1, 10_000),
-                prefetch: r.number_in("QUEUE_PREFETCH", d.prefetch, 0, 10_000),
+                max_concurrency: r.number_in(QUEUE_MAX_CONCURRENCY, d.max_concurrency, 1, 10_000),
+                prefetch: r.number_in(QUEUE_PREFETCH, d.prefetch, 0, 10_000),
                 handler_timeout: r.seconds(
-                    "QUEUE_HANDLER_TIMEOUT_SECONDS",
+                    QUEUE_HANDLER_TIMEOUT_SECONDS,
                     d.handler_timeout,
                     secs(1),
                     secs(3600),
@@ -76,13 +111,13 @@ impl HostConfig {
                 drain_grace: grace,
                 redelivery_delay: crate::client::Backoff {
                     base: r.millis(
-                        "QUEUE_RETRY_DELAY_MS",
+                        QUEUE_RETRY_DELAY_MS,
                         d.redelivery_delay.base,
                         Duration::ZERO,
                         secs(60),
                     ),
                     max: r.seconds(
-                        "QUEUE_RETRY_DELAY_MAX_SECONDS",
+                        QUEUE_RETRY_DELAY_MAX_SECONDS,
                         d.redelivery_delay.max,
                         secs(1),
                         secs(600),
@@ -91,7 +126,7 @@ impl HostConfig {
             },
             transport: Transport::from_env(r, queue.lock_duration),
             queue,
-            log_format: match r.choice("LOG_FORMAT", "auto", &["auto", "json", "text"]) {
+            log_format: match r.choice(LOG_FORMAT, "auto", &["auto", "json", "text"]) {
                 "json" => LogFormat::Json,
                 "text" => LogFormat::Text,
                 _ => LogFormat::Auto,

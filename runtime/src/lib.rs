@@ -5,22 +5,43 @@
 //! type implementing [`Function`]; its binary's `main` is one call to [`run`].
 //!
 //! ## Layout
-//! One module per stage of `trigger -> dispatch -> layers -> handler -> outputs -> settle`:
-//! - [`http`]: the HTTP trigger (routes, case-insensitive paths, JSON bodies, health,
-//!   readiness and metrics endpoints, graceful serve).
-//! - [`queue`]: the transport traits and the [`queue::embedded`] Service Bus-like queue.
-//! - [`dispatch`]: the queue pump (bounded concurrency and prefetch, lock renewal, drain)
-//!   and the error policy mapping handler errors to complete / abandon / dead-letter.
+//! A message or a request goes through one module per stage:
+//!
+//! ```text
+//! trigger ---------> dispatch -------> layers -------------------------> handler -> outputs -> settle
+//! http (routes,      dispatch::pump    dispatch::layers: trace, hold,    the         bindings:  dispatch::policy
+//!  paths, bodies,    (fetch, lock,     metrics, interrupt, timeout,      function's  queue       (complete, abandon,
+//!  health, serve)    renew, drain)     catch_panic; http::observe for    own code    sender,     dead-letter)
+//! queue (embedded,                     requests                                      client,
+//!  amqp)                                                                             store
+//! ```
+//!
+//! - [`function`]: the [`Function`] trait a function crate implements; [`app`]: what it
+//!   builds ([`App`]); [`bindings`]: what the host hands it ([`Bindings`]), all by the names
+//!   its [`deploy`] declaration gives, resolved for this environment by [`wiring`].
+//! - [`registry`]: a function without its type ([`Registration`]), for the function registry
+//!   (`registry/`) that the local run, the manifests, the images and the tests read.
+//! - [`launch`]: starting a function ([`start`]) and running one as a process ([`run`]);
+//!   [`host_config`]: the settings every function shares, and the one choice of broker;
+//!   [`start_error`]: why a start failed, with its causes.
+//! - [`http`]: the HTTP trigger (routes under a declared prefix, case-insensitive paths, JSON
+//!   bodies, health, readiness and metrics, graceful serve).
+//! - [`queue`]: the transport traits, the [`queue::embedded`] Service Bus-like queue and the
+//!   AMQP 1.0 transport ([`queue::amqp`]).
+//! - [`dispatch`]: the pump, the per-message [`dispatch::layers`] and the error
+//!   [`dispatch::policy`].
 //! - [`client`]: calls to other functions with timeout, retries, circuit breaker, bulkhead.
-//! - [`store`]: the store error classification and the embedded stores' building block.
-//! - [`problem`]: every HTTP error as problem+json, classified in one place.
+//! - [`store`]: store errors classified once, the embedded stores' building block, Redis and
+//!   MongoDB settings.
+//! - [`problem`]: every HTTP error as problem+json, classified in one place; [`cause`]: the
+//!   underlying errors kept as sources.
 //! - [`json`]: reading request bodies so every bad field is named.
 //! - [`config`], [`lifecycle`], [`telemetry`], [`trace`]: config from the environment,
-//!   shutdown and readiness, logs and metrics, W3C trace context.
+//!   shutdown and readiness, logs and metrics, W3C trace context and fields a function adds
+//!   to its spans.
 //! - [`secrets`]: secrets from the CSI mount or Key Vault, redacted, followed through
 //!   rotations.
-//! - [`function`]: the [`Function`] trait, bindings, and starting functions.
-//! - [`gateway`]: the ingress-like reverse proxy used by the local launcher.
+//! - [`gateway`]: the ingress-like reverse proxy of the local run.
 //!
 //! ## Example
 //! ```no_run
@@ -62,6 +83,7 @@
 
 pub mod app;
 pub mod bindings;
+pub mod cause;
 pub mod client;
 pub mod config;
 pub mod deploy;

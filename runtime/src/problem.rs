@@ -200,15 +200,15 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Throttled { retry_after } => Self::TooManyRequests { retry_after },
-            StoreError::Unavailable(detail) => Self::Unavailable {
+            StoreError::Unavailable { detail, .. } => Self::Unavailable {
                 detail: format!("the store is unavailable: {detail}"),
                 retry_after: Duration::from_secs(2),
             },
-            StoreError::Conflict(detail) => Self::Conflict(detail),
-            StoreError::Corrupt(detail) => {
+            StoreError::Conflict { detail, .. } => Self::Conflict(detail),
+            StoreError::Corrupt { detail, .. } => {
                 Self::Internal(format!("stored data is unreadable: {detail}"))
             }
-            StoreError::Rejected(detail) => {
+            StoreError::Rejected { detail, .. } => {
                 Self::Internal(format!("the store rejected the operation: {detail}"))
             }
         }
@@ -218,7 +218,7 @@ impl From<StoreError> for ApiError {
 impl From<QueueError> for ApiError {
     fn from(e: QueueError) -> Self {
         match e {
-            QueueError::Unavailable(detail) => Self::Unavailable {
+            QueueError::Unavailable { detail, .. } => Self::Unavailable {
                 detail: format!("the queue is unreachable: {detail}"),
                 retry_after: Duration::from_secs(5),
             },
@@ -257,8 +257,7 @@ mod tests {
 
     #[tokio::test]
     async fn unavailable_queue_says_when_to_retry_and_hides_nothing_secret() {
-        let r =
-            ApiError::from(QueueError::Unavailable("connection refused".into())).into_response();
+        let r = ApiError::from(QueueError::unavailable("connection refused")).into_response();
         assert_eq!(r.status(), 503);
         assert_eq!(r.headers()[header::RETRY_AFTER], "5");
     }

@@ -74,7 +74,7 @@ mod tests {
     fn the_chain_names_every_cause() {
         let e = StartError::Store {
             store: "MongoDB (db:27017)".into(),
-            source: StoreError::Unavailable("MongoDB cannot be reached".into()),
+            source: StoreError::unavailable("MongoDB cannot be reached"),
         };
         assert_eq!(
             e.chain(),

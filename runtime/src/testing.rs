@@ -155,7 +155,25 @@ impl TestClient {
 pub mod queues {
     use std::time::Duration;
 
-    use crate::queue::{QueueError, QueueReceiver, ReceivedMessage};
+    use crate::queue::{LockToken, QueueError, QueueReceiver, ReceivedMessage};
+
+    /// A message as the host hands it to a queue handler on its first delivery: a JSON
+    /// `body` with the given application properties.
+    pub fn message(body: &serde_json::Value, properties: &[(&str, &str)]) -> ReceivedMessage {
+        ReceivedMessage {
+            message_id: format!("test-{}", uuid::Uuid::new_v4()),
+            content_type: "application/json".to_owned(),
+            body: bytes::Bytes::from(body.to_string()),
+            properties: properties
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            delivery_count: 1,
+            enqueued_at: chrono::Utc::now(),
+            lock_token: LockToken("test".to_owned()),
+            locked_until: tokio::time::Instant::now() + Duration::from_secs(60),
+        }
+    }
 
     /// Receives until `want` messages arrived or 20 s passed, riding out the broker being
     /// briefly unavailable (a reconnect); whatever arrived is returned for the test to judge.
@@ -168,7 +186,7 @@ pub mod queues {
                 .await
             {
                 Ok(batch) => got.extend(batch),
-                Err(QueueError::Unavailable(_)) => {
+                Err(QueueError::Unavailable { .. }) => {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 Err(e) => panic!("receive: {e}"),

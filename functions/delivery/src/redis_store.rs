@@ -119,11 +119,11 @@ impl RedisDeliveryStore {
 }
 
 fn encode(value: &impl Serialize) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Rejected(e.to_string()))
+    serde_json::to_string(value).map_err(|e| StoreError::rejected(e.to_string()))
 }
 
 fn decode<T: DeserializeOwned>(key: &str, raw: &str) -> Result<T, StoreError> {
-    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(format!("{key}: {e}")))
+    serde_json::from_str(raw).map_err(|e| StoreError::corrupt(format!("{key}: {e}")))
 }
 
 fn millis(ttl: Duration) -> u64 {

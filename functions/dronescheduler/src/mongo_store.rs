@@ -94,7 +94,7 @@ impl MongoDroneStore {
         // Unordered, so drones that exist already (duplicate keys) do not stop the rest.
         if let Err(e) = self.drones().insert_many(new_drones).ordered(false).await {
             match failed(e) {
-                StoreError::Conflict(_) => {}
+                StoreError::Conflict { .. } => {}
                 other => return Err(other),
             }
         }
@@ -165,7 +165,7 @@ impl MongoDroneStore {
                 candidates.push(cursor.deserialize_current().map_err(failed)?);
             }
             let Some(least) = candidates.first().map(|d| d.load) else {
-                return Err(StoreError::Unavailable("the fleet has no drones".into()));
+                return Err(StoreError::unavailable("the fleet has no drones"));
             };
             candidates.retain(|d| d.load == least);
             candidates.shuffle(&mut rand::rng());
@@ -184,8 +184,8 @@ impl MongoDroneStore {
                 }
             }
         }
-        Err(StoreError::Unavailable(
-            "no drone could be claimed; try again".into(),
+        Err(StoreError::unavailable(
+            "no drone could be claimed; try again",
         ))
     }
 
@@ -220,14 +220,14 @@ impl DroneStore for MongoDroneStore {
             Ok(_) => Ok(assignment),
             Err(e) => {
                 self.unclaim_drone(&drone_id).await?;
-                let StoreError::Conflict(_) = e else {
+                let StoreError::Conflict { .. } = e else {
                     return Err(e.into());
                 };
                 // Another replica assigned this delivery first: use its drone.
                 match self.find(&plan.delivery_id).await? {
                     Some(winner) => self.replan(plan, &winner, speed_mph).await,
-                    None => Err(StoreError::Conflict(
-                        "the assignment changed while it was being made; try again".into(),
+                    None => Err(StoreError::conflict(
+                        "the assignment changed while it was being made; try again",
                     )
                     .into()),
                 }

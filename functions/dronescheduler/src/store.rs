@@ -146,7 +146,7 @@ impl DroneStore for MemoryDroneStore {
             .iter()
             .min_by_key(|(_, load)| **load)
             .map(|(id, _)| id.clone())
-            .ok_or_else(|| StoreError::Unavailable("the fleet has no drones".into()))?;
+            .ok_or_else(|| StoreError::unavailable("the fleet has no drones"))?;
         let assignment = plan_assignment(plan, None, &drone_id, speed_mph)?;
         *fleet.load.entry(drone_id).or_default() += 1;
         fleet

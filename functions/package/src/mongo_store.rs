@@ -80,7 +80,7 @@ impl PackageStore for MongoPackageStore {
         let record = PackageDoc::from(record);
         match self.replace(&record).await {
             // Two first writes of one id raced and the other inserted; ours now replaces.
-            Err(StoreError::Conflict(_)) => self.replace(&record).await,
+            Err(StoreError::Conflict { .. }) => self.replace(&record).await,
             other => other,
         }
     }

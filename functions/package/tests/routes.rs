@@ -249,8 +249,8 @@ async fn a_throttling_store_gives_429_and_an_unreachable_one_503_both_with_retry
         (r.status.as_u16(), r.header("retry-after")),
         (429, Some("3"))
     );
-    let down = TestClient::new(routes(Arc::new(FailingStore(StoreError::Unavailable(
-        "connection refused".into(),
+    let down = TestClient::new(routes(Arc::new(FailingStore(StoreError::unavailable(
+        "connection refused",
     )))));
     let r = down
         .json(Method::PUT, "/api/packages/p1", &json!({"size": "Small"}))

@@ -24,6 +24,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
+use crate::cause::Cause;
 use crate::config::EnvReader;
 use crate::telemetry::Metrics;
 use crate::trace::{TRACEPARENT, TraceContext};
@@ -129,13 +130,20 @@ pub enum CallError {
         downstream: String,
         attempts: u32,
         detail: String,
+        /// The last attempt's own error (a connection failure), when it had one.
+        #[source]
+        cause: Option<Cause>,
     },
     #[error("{downstream} circuit is open; failing fast")]
     CircuitOpen { downstream: String },
     #[error("{downstream} has too many calls in flight")]
     BulkheadFull { downstream: String },
-    #[error("cannot build a request to {downstream}: {detail}")]
-    InvalidRequest { downstream: String, detail: String },
+    #[error("cannot build a request to {downstream}")]
+    InvalidRequest {
+        downstream: String,
+        #[source]
+        cause: Cause,
+    },
 }
 
 impl CallError {
@@ -167,6 +175,7 @@ enum Attempt {
     Final(CallResponse),
     Retry {
         detail: String,
+        cause: Option<Cause>,
         retry_after: Option<Duration>,
     },
 }
@@ -212,13 +221,14 @@ impl Downstream {
             Err(e) => {
                 return Err(CallError::InvalidRequest {
                     downstream: inner.name.clone(),
-                    detail: e.to_string(),
+                    cause: Cause::new(e),
                 });
             }
         };
         let url = format!("{}{}", inner.base_url, path);
         let max_attempts = inner.policy.max_attempts.max(1);
         let mut last_detail = String::new();
+        let mut last_cause = None;
         for attempt in 1..=max_attempts {
             if !inner.breaker.try_acquire() {
                 inner
@@ -243,6 +253,7 @@ impl Downstream {
                 }
                 Attempt::Retry {
                     detail,
+                    cause,
                     retry_after,
                 } => {
                     if inner.breaker.record_failure() {
@@ -254,6 +265,7 @@ impl Downstream {
                             .set(1);
                     }
                     last_detail = detail;
+                    last_cause = cause;
                     if attempt < max_attempts {
                         inner
                             .metrics
@@ -271,6 +283,7 @@ impl Downstream {
             downstream: inner.name.clone(),
             attempts: max_attempts,
             detail: last_detail,
+            cause: last_cause,
         })
     }
 
@@ -315,7 +328,7 @@ impl Downstream {
             .body(Full::new(body.unwrap_or_default()))
             .map_err(|e| CallError::InvalidRequest {
                 downstream: inner.name.clone(),
-                detail: e.to_string(),
+                cause: Cause::new(e),
             })?;
 
         let exchange = async {
@@ -323,26 +336,29 @@ impl Downstream {
                 .client
                 .request(request)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| (e.to_string(), Some(Cause::new(e))))?;
             let (parts, body) = response.into_parts();
             let body = Limited::new(body, MAX_RESPONSE_BYTES)
                 .collect()
                 .await
-                .map_err(|e| format!("reading the body: {e}"))?
+                .map_err(|e| (format!("reading the body: {e}"), None))?
                 .to_bytes();
-            Ok::<_, String>((parts, body))
+            Ok::<_, (String, Option<Cause>)>((parts, body))
         };
         let outcome = match tokio::time::timeout(timeout, exchange.instrument(span.clone())).await {
             Err(_) => Attempt::Retry {
                 detail: format!("timed out after {} ms", timeout.as_millis()),
+                cause: None,
                 retry_after: None,
             },
-            Ok(Err(e)) => Attempt::Retry {
-                detail: e,
+            Ok(Err((detail, cause))) => Attempt::Retry {
+                detail,
+                cause,
                 retry_after: None,
             },
             Ok(Ok((parts, _))) if is_retriable(parts.status) => Attempt::Retry {
                 detail: format!("answered {}", parts.status),
+                cause: None,
                 retry_after: retry::retry_after(&parts.headers),
             },
             Ok(Ok((parts, body))) => Attempt::Final(CallResponse {

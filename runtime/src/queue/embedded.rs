@@ -122,7 +122,7 @@ impl EmbeddedQueue {
 
     fn check_available(&self, st: &State) -> Result<(), QueueError> {
         if st.unavailable {
-            Err(QueueError::Unavailable(format!(
+            Err(QueueError::unavailable(format!(
                 "embedded queue {} is switched off",
                 self.name
             )))
@@ -514,7 +514,7 @@ mod tests {
         q.set_available(false);
         assert!(matches!(
             q.send(OutgoingMessage::json("a", "{}")).await,
-            Err(QueueError::Unavailable(_))
+            Err(QueueError::Unavailable { .. })
         ));
         q.set_available(true);
         send(&q, "a").await;

@@ -20,9 +20,6 @@ use tokio::time::Instant;
 
 use crate::trace::{DIAGNOSTIC_ID, TRACEPARENT, TraceContext};
 
-/// Application property naming what a message asks for (`delivery|cancel|reschedule`).
-pub const OPERATION: &str = "operation";
-
 /// A message to send.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutgoingMessage {
@@ -91,12 +88,17 @@ pub struct DeadLetter {
     pub description: String,
 }
 
-/// A transport failure, classified.
+/// A transport failure, classified, with the transport's own error, when there is one, as
+/// its source.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueueError {
     /// The broker cannot be reached; the caller may retry later.
-    #[error("queue unavailable: {0}")]
-    Unavailable(String),
+    #[error("queue unavailable: {detail}")]
+    Unavailable {
+        detail: String,
+        #[source]
+        cause: Option<crate::cause::Cause>,
+    },
     /// The lock expired or was already settled: the message will be (or was) redelivered.
     #[error("message lock lost")]
     LockLost,
@@ -104,6 +106,23 @@ pub enum QueueError {
     MessageTooLarge { size: usize, limit: usize },
     #[error("no such queue: {0}")]
     NoSuchQueue(String),
+}
+
+impl QueueError {
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::Unavailable {
+            detail: detail.into(),
+            cause: None,
+        }
+    }
+
+    /// Unavailable because of `error`, which is kept as the source.
+    pub fn unavailable_from(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Unavailable {
+            detail: error.to_string(),
+            cause: Some(crate::cause::Cause::new(error)),
+        }
+    }
 }
 
 /// Sends messages; `send` returns only after the broker has accepted the message.

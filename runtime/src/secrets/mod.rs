@@ -1,8 +1,9 @@
 //! Secrets: the values a function must never print, read from a secret source and followed
 //! through rotations.
 //!
-//! A function declares the secrets it needs by name ([`crate::Function::SECRETS`], the
-//! Key Vault object names, such as `Redis-AccessKey`). When a source is configured
+//! A function declares the secrets it needs by name in its deployment declaration (the
+//! secret of a store output, or [`crate::deploy::Deployment::secrets`]: Key Vault object
+//! names, such as `Redis-AccessKey`). When a source is configured
 //! ([`SecretsSettings`]) the host reads every declared secret before the function builds,
 //! failing start-up with one message that names every missing one, then re-reads them on a
 //! timer and hands each change to whatever depends on it ([`SecretWatch`]).

@@ -12,36 +12,95 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::cause::Cause;
+
 #[cfg(feature = "mongodb")]
 pub mod mongo;
 #[cfg(feature = "redis")]
 pub mod redis;
 
-/// A store failure, classified for the callers (HTTP status or queue settlement).
+/// A store failure, classified for the callers (HTTP status or queue settlement), with the
+/// store's own error, when there is one, as its source.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// The store cannot be reached or timed out; retry later.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
+    #[error("store unavailable: {detail}")]
+    Unavailable {
+        detail: String,
+        #[source]
+        cause: Option<Cause>,
+    },
     /// The store asks the caller to slow down (Cosmos DB 16500 / HTTP 429).
     #[error("store throttled the request")]
     Throttled { retry_after: Duration },
     /// A write collided with another (duplicate key, lost race).
-    #[error("conflict: {0}")]
-    Conflict(String),
+    #[error("conflict: {detail}")]
+    Conflict {
+        detail: String,
+        #[source]
+        cause: Option<Cause>,
+    },
     /// Stored data could not be decoded.
-    #[error("corrupt record: {0}")]
-    Corrupt(String),
+    #[error("corrupt record: {detail}")]
+    Corrupt {
+        detail: String,
+        #[source]
+        cause: Option<Cause>,
+    },
     /// The store refused the operation for a reason retrying cannot fix (a bug or a
     /// misconfiguration, such as an unknown command or a missing permission).
-    #[error("the store rejected the operation: {0}")]
-    Rejected(String),
+    #[error("the store rejected the operation: {detail}")]
+    Rejected {
+        detail: String,
+        #[source]
+        cause: Option<Cause>,
+    },
 }
 
 impl StoreError {
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::Unavailable {
+            detail: detail.into(),
+            cause: None,
+        }
+    }
+
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::Conflict {
+            detail: detail.into(),
+            cause: None,
+        }
+    }
+
+    pub fn corrupt(detail: impl Into<String>) -> Self {
+        Self::Corrupt {
+            detail: detail.into(),
+            cause: None,
+        }
+    }
+
+    pub fn rejected(detail: impl Into<String>) -> Self {
+        Self::Rejected {
+            detail: detail.into(),
+            cause: None,
+        }
+    }
+
+    /// The same classification, with the store's own error kept as its source.
+    pub fn caused_by(mut self, error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        if let Self::Unavailable { cause, .. }
+        | Self::Conflict { cause, .. }
+        | Self::Corrupt { cause, .. }
+        | Self::Rejected { cause, .. } = &mut self
+        {
+            *cause = Some(Cause::new(error));
+        }
+        self
+    }
+
     /// Whether trying again later can succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable(_) | Self::Throttled { .. })
+        matches!(self, Self::Unavailable { .. } | Self::Throttled { .. })
     }
 }
 
@@ -250,7 +309,7 @@ mod tests {
 
     #[test]
     fn transient_errors_are_classified() {
-        assert!(StoreError::Unavailable("down".into()).is_transient());
-        assert!(!StoreError::Conflict("dup".into()).is_transient());
+        assert!(StoreError::unavailable("down").is_transient());
+        assert!(!StoreError::conflict("dup").is_transient());
     }
 }

@@ -130,7 +130,7 @@ impl MongoSettings {
             (None, Some(s)) => {
                 parse_uri(s.current().expose()).map_err(|why| StartError::Store {
                     store: format!("MongoDB (the secret {})", s.name()),
-                    source: StoreError::Rejected(why),
+                    source: StoreError::rejected(why),
                 })?
             }
         };
@@ -157,7 +157,7 @@ impl MongoSettings {
         while let Some(value) = secret.changed().await {
             let connected = match parse_uri(value.expose()) {
                 Ok(uri) => self.connect(uri, &app_name).await,
-                Err(why) => Err(StoreError::Rejected(why)),
+                Err(why) => Err(StoreError::rejected(why)),
             };
             match connected {
                 Ok(db) => {
@@ -267,24 +267,28 @@ pub fn failed(e: Error) -> StoreError {
 /// rate limit (code 16500, HTTP 429) is throttling with its suggested wait, lost servers
 /// and elections are transient, and the rest is a bug or a misconfiguration.
 pub fn classify(e: &Error) -> StoreError {
+    classification(e).caused_by(e.clone())
+}
+
+fn classification(e: &Error) -> StoreError {
     match e.kind.as_ref() {
         ErrorKind::Command(c) => by_code(c.code, &c.message),
         ErrorKind::Write(WriteFailure::WriteError(w)) => by_code(w.code, &w.message),
         ErrorKind::Write(WriteFailure::WriteConcernError(w)) => by_code(w.code, &w.message),
         ErrorKind::InsertMany(m) => match m.write_errors.as_ref().and_then(|w| w.first()) {
             Some(w) => by_code(w.code, &w.message),
-            None => StoreError::Unavailable("the write was not acknowledged".into()),
+            None => StoreError::unavailable("the write was not acknowledged"),
         },
-        ErrorKind::BsonDeserialization(d) => StoreError::Corrupt(d.to_string()),
+        ErrorKind::BsonDeserialization(d) => StoreError::corrupt(d.to_string()),
         ErrorKind::Io(_)
         | ErrorKind::ServerSelection { .. }
         | ErrorKind::ConnectionPoolCleared { .. }
         | ErrorKind::DnsResolve { .. }
-        | ErrorKind::Shutdown => StoreError::Unavailable("MongoDB cannot be reached".into()),
+        | ErrorKind::Shutdown => StoreError::unavailable("MongoDB cannot be reached"),
         ErrorKind::Authentication { .. } => {
-            StoreError::Unavailable("MongoDB refused the credentials".into())
+            StoreError::unavailable("MongoDB refused the credentials")
         }
-        _ => StoreError::Rejected(e.to_string()),
+        _ => StoreError::rejected(e.to_string()),
     }
 }
 
@@ -296,14 +300,14 @@ const TRANSIENT_CODES: &[i32] = &[
 
 fn by_code(code: i32, message: &str) -> StoreError {
     match code {
-        11000..=11002 => StoreError::Conflict("a record with this key exists".into()),
+        11000..=11002 => StoreError::conflict("a record with this key exists"),
         16500 | 429 => StoreError::Throttled {
             retry_after: retry_after(message).unwrap_or(Duration::from_secs(1)),
         },
         c if TRANSIENT_CODES.contains(&c) => {
-            StoreError::Unavailable(format!("MongoDB is not serving (code {c})"))
+            StoreError::unavailable(format!("MongoDB is not serving (code {c})"))
         }
-        c => StoreError::Rejected(format!("code {c}: {message}")),
+        c => StoreError::rejected(format!("code {c}: {message}")),
     }
 }
 
@@ -383,7 +387,7 @@ mod tests {
     fn codes_are_classified() {
         assert!(matches!(
             by_code(11000, "E11000 duplicate key"),
-            StoreError::Conflict(_)
+            StoreError::Conflict { .. }
         ));
         assert_eq!(
             by_code(16500, "Request rate is large. RetryAfterMs=250, Details"),
@@ -399,8 +403,11 @@ mod tests {
         );
         assert!(matches!(
             by_code(189, "stepped down"),
-            StoreError::Unavailable(_)
+            StoreError::Unavailable { .. }
         ));
-        assert!(matches!(by_code(2, "bad value"), StoreError::Rejected(_)));
+        assert!(matches!(
+            by_code(2, "bad value"),
+            StoreError::Rejected { .. }
+        ));
     }
 }

@@ -180,31 +180,33 @@ pub fn failed(e: RedisError) -> StoreError {
 /// Maps a Redis error to a store error: connection trouble and a server that is loading,
 /// failing over or read-only are transient; anything else is a bug or a misconfiguration.
 pub fn classify(e: &RedisError) -> StoreError {
+    classification(e).caused_by(e.clone())
+}
+
+fn classification(e: &RedisError) -> StoreError {
     if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
-        return StoreError::Unavailable("Redis cannot be reached".into());
+        return StoreError::unavailable("Redis cannot be reached");
     }
     match e.kind() {
         ErrorKind::Io | ErrorKind::ClusterConnectionNotFound => {
-            StoreError::Unavailable("Redis cannot be reached".into())
+            StoreError::unavailable("Redis cannot be reached")
         }
-        ErrorKind::AuthenticationFailed => {
-            StoreError::Unavailable("Redis refused the credentials".into())
-        }
+        ErrorKind::AuthenticationFailed => StoreError::unavailable("Redis refused the credentials"),
         ErrorKind::Server(
             ServerErrorKind::BusyLoading
             | ServerErrorKind::TryAgain
             | ServerErrorKind::ClusterDown
             | ServerErrorKind::MasterDown
             | ServerErrorKind::ReadOnly,
-        ) => StoreError::Unavailable("Redis is not accepting writes right now".into()),
+        ) => StoreError::unavailable("Redis is not accepting writes right now"),
         // Out of memory under `maxmemory` with a noeviction policy: back off.
         _ if e.code() == Some("OOM") => StoreError::Throttled {
             retry_after: Duration::from_secs(1),
         },
         ErrorKind::Parse | ErrorKind::UnexpectedReturnType => {
-            StoreError::Corrupt(format!("unexpected Redis reply: {e}"))
+            StoreError::corrupt(format!("unexpected Redis reply: {e}"))
         }
-        _ => StoreError::Rejected(e.to_string()),
+        _ => StoreError::rejected(e.to_string()),
     }
 }
 
@@ -299,13 +301,16 @@ mod tests {
     #[test]
     fn errors_are_classified() {
         let refused = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
-        assert!(matches!(classify(&refused), StoreError::Unavailable(_)));
+        assert!(matches!(classify(&refused), StoreError::Unavailable { .. }));
         let loading =
             RedisError::from((ErrorKind::Server(ServerErrorKind::BusyLoading), "loading"));
-        assert!(matches!(classify(&loading), StoreError::Unavailable(_)));
+        assert!(matches!(classify(&loading), StoreError::Unavailable { .. }));
         let wrong_type = RedisError::from((ErrorKind::UnexpectedReturnType, "not a list"));
-        assert!(matches!(classify(&wrong_type), StoreError::Corrupt(_)));
+        assert!(matches!(classify(&wrong_type), StoreError::Corrupt { .. }));
         let bad_command = RedisError::from((ErrorKind::Client, "no such command"));
-        assert!(matches!(classify(&bad_command), StoreError::Rejected(_)));
+        assert!(matches!(
+            classify(&bad_command),
+            StoreError::Rejected { .. }
+        ));
     }
 }

@@ -160,7 +160,7 @@ async fn a_wrong_key_fails_the_send_clearly_without_attaching_or_showing_the_key
         .send(OutgoingMessage::json("m-1", &b"{}"[..]))
         .await
         .expect_err("the double refuses the token");
-    assert!(matches!(err, QueueError::Unavailable(_)), "{err:?}");
+    assert!(matches!(err, QueueError::Unavailable { .. }), "{err:?}");
     let shown = err.to_string();
     assert!(!shown.contains(wrong), "the error shows the key: {shown}");
     let j = double.journal();

@@ -240,7 +240,7 @@ pub fn outcome_name(o: &azure_core_amqp::AmqpSendOutcome) -> &'static str {
 }
 
 pub fn unavailable(why: &str) -> QueueError {
-    QueueError::Unavailable(why.to_owned())
+    QueueError::unavailable(why)
 }
 
 /// Whether `e` means the link, session or connection is gone (reconnect), rather than
@@ -263,7 +263,8 @@ fn is_link_loss(e: &AmqpError) -> bool {
 }
 
 /// The runtime's classification of an AMQP error: everything that reaches here means the
-/// peer cannot serve us right now.
+/// peer cannot serve us right now. `AmqpError` cannot be cloned or moved out of the link
+/// that reported it, so its text is the detail.
 pub fn classify(e: &AmqpError) -> QueueError {
-    QueueError::Unavailable(e.to_string())
+    QueueError::unavailable(e.to_string())
 }

@@ -38,8 +38,7 @@ impl AmqpBroker {
         max_message_bytes: usize,
     ) -> Result<Self, QueueError> {
         crate::tls::install_provider();
-        let tokens = TokenSource::for_auth(&settings.auth)
-            .map_err(|e| QueueError::Unavailable(e.to_string()))?;
+        let tokens = TokenSource::for_auth(&settings.auth).map_err(QueueError::unavailable_from)?;
         Ok(Self {
             connection: Arc::new(Connection::new(settings, tokens)),
             credit,

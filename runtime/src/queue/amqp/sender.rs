@@ -98,7 +98,7 @@ impl AmqpQueueSender {
         };
         match sent {
             Ok(AmqpSendOutcome::Accepted) => Ok(()),
-            Ok(other) => Err(QueueError::Unavailable(format!(
+            Ok(other) => Err(QueueError::unavailable(format!(
                 "the broker did not accept the message: {}",
                 outcome_name(&other)
             ))),
@@ -118,7 +118,7 @@ impl AmqpQueueSender {
         format: Option<u32>,
     ) -> Result<(), QueueError> {
         match self.send_once(message, format).await {
-            Err(QueueError::Unavailable(first)) => {
+            Err(QueueError::Unavailable { detail: first, .. }) => {
                 tracing::info!(queue = %self.queue, error = %first, "send failed; retrying on a new link");
                 self.send_once(message, format).await
             }
@@ -156,7 +156,7 @@ impl QueueSender for AmqpQueueSender {
             return Ok(());
         }
         let envelopes = batches(&messages, self.max_message_bytes)
-            .map_err(|e| QueueError::Unavailable(format!("encoding a batch: {e}")))?;
+            .map_err(|e| QueueError::unavailable(format!("encoding a batch: {e}")))?;
         for envelope in &envelopes {
             self.send_with_retry(envelope, Some(BATCH_FORMAT)).await?;
         }
