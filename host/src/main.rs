@@ -36,9 +36,28 @@ enum Command {
     Images(ImagesArgs),
     /// Print the registered functions: one name per line, or their declarations.
     Functions(FunctionsArgs),
+    /// Create a new function: a crate under functions/ that builds, is tested and is
+    /// registered (then run scripts/generate).
+    New(NewArgs),
     /// Route requests to functions running elsewhere by their declared path prefixes, as
     /// the cluster's interceptor (every prefix) or ingress (`--public`) does.
     Gateway(GatewayArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("kind").required(true))]
+struct NewArgs {
+    /// The function's name: lower-case letters, digits and '-'.
+    name: String,
+    /// An HTTP-triggered function, under /api/NAME.
+    #[arg(long, group = "kind")]
+    http: bool,
+    /// A queue-triggered function, on the queue NAME.
+    #[arg(long, group = "kind")]
+    queue: bool,
+    /// The workspace root.
+    #[arg(long, default_value = ".")]
+    workspace: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -154,6 +173,7 @@ fn main() -> ExitCode {
         Command::Manifests(args) => manifests(args),
         Command::Images(args) => images(args),
         Command::Gateway(args) => gateway(args),
+        Command::New(args) => new_function(&args),
         Command::Functions(args) => functions(&args),
     }
 }
@@ -386,6 +406,31 @@ fn functions(args: &FunctionsArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("fabrikam functions: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn new_function(args: &NewArgs) -> ExitCode {
+    let kind = if args.http {
+        host::scaffold::Kind::Http
+    } else {
+        host::scaffold::Kind::Queue
+    };
+    match host::scaffold::create(&args.workspace, &args.name, kind) {
+        Ok(written) => {
+            for path in written {
+                println!("wrote {}", path.display());
+            }
+            println!(
+                "\nnext: scripts/generate (keda/ and infra/functions.json), cargo test -p {}, \
+                 scripts/dev; docs/writing-a-function.md",
+                args.name
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("fabrikam new: {e}");
             ExitCode::FAILURE
         }
     }
