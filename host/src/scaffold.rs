@@ -137,6 +137,7 @@ pub fn create(root: &Path, name: &str, kind: Kind) -> Result<Vec<PathBuf>, Scaff
         write(root, &path, &fill(template))?;
         written.push(path);
     }
+    format_sources(root, &written);
     write(root, registry, &registry_text)?;
     written.push(registry.to_owned());
     for (path, text) in updated_inputs {
@@ -144,6 +145,24 @@ pub fn create(root: &Path, name: &str, kind: Kind) -> Result<Vec<PathBuf>, Scaff
         written.push(path.clone());
     }
     Ok(written)
+}
+
+/// Formats the new crate's Rust files as `cargo fmt` would (the templates' `use` lines sort
+/// by the crate's name). Without rustfmt the files are left as written, which build as
+/// they are.
+fn format_sources(root: &Path, written: &[PathBuf]) {
+    let sources: Vec<PathBuf> = written
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .map(|p| root.join(p))
+        .collect();
+    let formatted = std::process::Command::new("rustfmt")
+        .args(["--edition", "2024"])
+        .args(&sources)
+        .status();
+    if !formatted.is_ok_and(|s| s.success()) {
+        eprintln!("fabrikam new: rustfmt did not run; run `cargo fmt` before committing");
+    }
 }
 
 fn valid_name(name: &str) -> bool {

@@ -81,9 +81,12 @@ class NewFunction(unittest.TestCase):
         neither = run(self.fabrikam, "new", "x", "--workspace", str(self.copy), cwd=ROOT, check=False)
         self.assertEqual(neither.returncode, 2)
 
-    def test_the_new_functions_tests_pass(self):
+    def test_the_new_functions_pass_their_tests_and_the_workspaces_checks(self):
         result = run("cargo", "test", "--locked", "-p", "hello", "-p", "tick", cwd=self.copy, env=self.env)
         self.assertIn("test result: ok", result.stdout)
+        run("cargo", "fmt", "--check", "-p", "hello", "-p", "tick", cwd=self.copy, env=self.env)
+        run("cargo", "clippy", "--locked", "-p", "hello", "-p", "tick", "--all-targets", "--",
+            "-D", "warnings", cwd=self.copy, env=self.env)
 
     def test_both_appear_in_the_manifests_and_the_infra_function_list(self):
         hello = list(yaml.safe_load_all((self.copy / "keda" / "dev" / "hello.yaml").read_text()))
