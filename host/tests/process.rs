@@ -64,6 +64,44 @@ fn unknown_commands_are_refused() {
     );
 }
 
+/// The functions a request under `prefix` reaches, from the declarations: the function
+/// serving it, then every queue consumer and callee along its outputs.
+fn reached_by(prefix: &str) -> Vec<String> {
+    use runtime::deploy::Output;
+    let declarations: Vec<_> = host::functions().iter().map(|f| f.deployment()).collect();
+    let serves = |d: &runtime::deploy::Deployment| {
+        d.http_trigger()
+            .is_some_and(|(prefixes, _)| prefixes.iter().any(|p| p == prefix))
+    };
+    let mut reached: Vec<String> = declarations
+        .iter()
+        .filter(|d| serves(d))
+        .map(|d| d.name.clone())
+        .collect();
+    let mut i = 0;
+    while i < reached.len() {
+        let d = declarations.iter().find(|d| d.name == reached[i]).unwrap();
+        for output in &d.outputs {
+            let next: Vec<String> = match output {
+                Output::Function { name, .. } => vec![name.clone()],
+                Output::Queue { queue } => declarations
+                    .iter()
+                    .filter(|c| c.queue_trigger() == Some(queue.as_str()))
+                    .map(|c| c.name.clone())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for name in next {
+                if !reached.contains(&name) {
+                    reached.push(name);
+                }
+            }
+        }
+        i += 1;
+    }
+    reached
+}
+
 #[cfg(unix)]
 #[test]
 fn sigterm_drains_and_exits_zero() {
@@ -168,13 +206,7 @@ fn one_delivery_is_one_trace_in_the_logs_of_all_five_functions() {
     let traceparent = format!("00-{TRACE_ID}-00f067aa0ba902b7-01");
     assert_eq!(post_traced_delivery(&gateway, &traceparent), 202);
 
-    let all = [
-        "ingestion",
-        "workflow",
-        "delivery",
-        "package",
-        "dronescheduler",
-    ];
+    let all = reached_by("/api/deliveryrequests");
     let mut seen = std::collections::BTreeSet::new();
     let mut other_traces = Vec::new();
     let mut delivery_ids = Vec::new();

@@ -82,13 +82,7 @@ async fn every_function_serves_health_readiness_and_metrics() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(system.is_ready(), "every trigger reports ready");
-    for name in [
-        "ingestion",
-        "workflow",
-        "delivery",
-        "package",
-        "dronescheduler",
-    ] {
+    for name in host::functions().iter().map(runtime::Registration::name) {
         let c = client(system.addr_of(name).unwrap());
         assert_eq!(
             call(&c, Method::GET, "/healthz", None).await.status,
