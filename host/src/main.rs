@@ -192,15 +192,8 @@ fn dev() -> ExitCode {
         config.host.otlp.as_ref(),
         "fabrikam-dev",
     );
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("fabrikam: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = async_runtime() else {
+        return ExitCode::FAILURE;
     };
     runtime.block_on(async move {
         let shutdown = Shutdown::new();
@@ -352,15 +345,8 @@ fn gateway(args: GatewayArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     let _telemetry = init_telemetry(host.log_format, host.otlp.as_ref(), "fabrikam-gateway");
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("fabrikam: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = async_runtime() else {
+        return ExitCode::FAILURE;
     };
     runtime.block_on(async move {
         let listener = match tokio::net::TcpListener::bind(args.listen).await {
@@ -432,6 +418,20 @@ fn new_function(args: &NewArgs) -> ExitCode {
         Err(e) => {
             eprintln!("fabrikam new: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// The multi-threaded tokio runtime the long-running commands serve on.
+fn async_runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("fabrikam: cannot start the async runtime: {e}");
+            None
         }
     }
 }

@@ -21,6 +21,14 @@ fn repo() -> PathBuf {
         .to_owned()
 }
 
+/// Runs `fabrikam` with `args`, expecting it to fail with status 1; its stderr.
+fn fabrikam_fails(args: &[&str]) -> String {
+    let run = fabrikam(args);
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert_eq!(run.status.code(), Some(1), "{args:?}: {stderr}");
+    stderr
+}
+
 fn fabrikam(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_fabrikam"))
         .args(args)
@@ -158,7 +166,7 @@ fn bad_arguments_and_bad_input_are_refused() {
         .remove("package");
     let path = dir.join("input.json");
     std::fs::write(&path, input.to_string()).unwrap();
-    let run = fabrikam(&[
+    let stderr = fabrikam_fails(&[
         "manifests",
         "--profile",
         "dev",
@@ -166,8 +174,6 @@ fn bad_arguments_and_bad_input_are_refused() {
         path.to_str().unwrap(),
         "--check",
     ]);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("imageTag must name a release"), "{stderr}");
     assert!(stderr.contains("functions.package is missing"), "{stderr}");
     std::fs::remove_dir_all(dir).unwrap();
@@ -279,7 +285,7 @@ fn pinned_images_name_every_deployment_by_the_digest_that_was_built() {
     }
 
     catalog(&names[..names.len() - 1]).write(&images).unwrap();
-    let run = fabrikam(&[
+    let stderr = fabrikam_fails(&[
         "manifests",
         "--profile",
         "dev",
@@ -287,8 +293,6 @@ fn pinned_images_name_every_deployment_by_the_digest_that_was_built() {
         images.to_str().unwrap(),
         "--check",
     ]);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(1), "{stderr}");
     let last = names[names.len() - 1];
     assert!(
         stderr.contains(&format!("no image of {last} was built")),

@@ -270,7 +270,9 @@ pub fn trigger_authentication(f: &Deployment, env: &Environment) -> Value {
     })
 }
 
-pub fn scaled_object(f: &Deployment, queue: &str, env: &Environment, profile: Profile) -> Value {
+/// A ScaledObject for the function's Deployment: its replica bounds for `profile`, its
+/// cooldown, and `trigger`.
+fn scaled_object_of(f: &Deployment, env: &Environment, profile: Profile, trigger: Value) -> Value {
     let replicas = f.scaling.replicas(profile);
     json!({
         "apiVersion": "keda.sh/v1alpha1",
@@ -280,37 +282,48 @@ pub fn scaled_object(f: &Deployment, queue: &str, env: &Environment, profile: Pr
             "scaleTargetRef": { "name": f.name },
             "minReplicaCount": replicas.min,
             "maxReplicaCount": replicas.max,
-            "pollingInterval": 15,
             "cooldownPeriod": f.scaling.cooldown_seconds,
-            "advanced": {
-                "horizontalPodAutoscalerConfig": {
-                    "behavior": {
-                        // A burst of deliveries is answered at once, doubling per 15 s...
-                        "scaleUp": {
-                            "stabilizationWindowSeconds": 0,
-                            "policies": [{ "type": "Percent", "value": 100, "periodSeconds": 15 }],
-                        },
-                        // ...but replicas go slowly, so a queue that empties and refills
-                        // does not drain and restart pods in between.
-                        "scaleDown": {
-                            "stabilizationWindowSeconds": 120,
-                            "policies": [{ "type": "Pods", "value": 1, "periodSeconds": 60 }],
-                        },
-                    },
-                },
-            },
-            "triggers": [{
-                "type": "azure-servicebus",
-                "metadata": {
-                    "namespace": env.service_bus_name(),
-                    "queueName": env.queue(queue),
-                    "messageCount": f.scaling.target_per_replica.to_string(),
-                    "activationMessageCount": "0",
-                },
-                "authenticationRef": { "name": trigger_authentication_name(f) },
-            }],
+            "triggers": [trigger],
         },
     })
+}
+
+/// A queue function scales on the queue's length.
+pub fn scaled_object(f: &Deployment, queue: &str, env: &Environment, profile: Profile) -> Value {
+    let mut object = scaled_object_of(
+        f,
+        env,
+        profile,
+        json!({
+            "type": "azure-servicebus",
+            "metadata": {
+                "namespace": env.service_bus_name(),
+                "queueName": env.queue(queue),
+                "messageCount": f.scaling.target_per_replica.to_string(),
+                "activationMessageCount": "0",
+            },
+            "authenticationRef": { "name": trigger_authentication_name(f) },
+        }),
+    );
+    object["spec"]["pollingInterval"] = json!(15);
+    object["spec"]["advanced"] = json!({
+        "horizontalPodAutoscalerConfig": {
+            "behavior": {
+                // A burst of deliveries is answered at once, doubling per 15 s...
+                "scaleUp": {
+                    "stabilizationWindowSeconds": 0,
+                    "policies": [{ "type": "Percent", "value": 100, "periodSeconds": 15 }],
+                },
+                // ...but replicas go slowly, so a queue that empties and refills does not
+                // drain and restart pods in between.
+                "scaleDown": {
+                    "stabilizationWindowSeconds": 120,
+                    "policies": [{ "type": "Pods", "value": 1, "periodSeconds": 60 }],
+                },
+            },
+        },
+    });
+    object
 }
 
 /// The host name the workflow and the ingress use to reach the interceptor from this
@@ -377,25 +390,18 @@ pub fn interceptor_route(
 /// KEDA scales an HTTP function on what the HTTP add-on's scaler pushes for its
 /// InterceptorRoute (`external-push`), down to zero in dev.
 pub fn http_scaled_object(f: &Deployment, env: &Environment, profile: Profile) -> Value {
-    let replicas = f.scaling.replicas(profile);
-    json!({
-        "apiVersion": "keda.sh/v1alpha1",
-        "kind": "ScaledObject",
-        "metadata": metadata(&f.name, env),
-        "spec": {
-            "scaleTargetRef": { "name": f.name },
-            "minReplicaCount": replicas.min,
-            "maxReplicaCount": replicas.max,
-            "cooldownPeriod": f.scaling.cooldown_seconds,
-            "triggers": [{
-                "type": "external-push",
-                "metadata": {
-                    "scalerAddress": external_scaler(),
-                    "interceptorRoute": f.name,
-                },
-            }],
-        },
-    })
+    scaled_object_of(
+        f,
+        env,
+        profile,
+        json!({
+            "type": "external-push",
+            "metadata": {
+                "scalerAddress": external_scaler(),
+                "interceptorRoute": f.name,
+            },
+        }),
+    )
 }
 
 pub fn pod_disruption_budget(f: &Deployment, env: &Environment) -> Value {
