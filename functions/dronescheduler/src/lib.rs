@@ -28,6 +28,7 @@ use runtime::http::Json;
 use runtime::json::Validator;
 use runtime::secrets::SecretWatch;
 use runtime::store::mongo::{CONNECTION_STRING_SECRET, MongoSettings};
+use runtime::store::to_completion;
 use runtime::{
     ApiError, App, Bindings, EnvReader, FromEnv, Function, JsonBody, Registration, Routes,
     StartError, check_id,
@@ -219,7 +220,10 @@ async fn assign(
     runtime::trace::annotate("delivery_id", &delivery_id);
     check_id("deliveryId", &delivery_id)?;
     let plan = read_plan(&delivery_id, &body)?;
-    let assignment = state.store.assign(plan, state.speed_mph).await?;
+    // A claim of a drone and its assignment are two writes: finish both even if the
+    // caller goes away.
+    let assignment =
+        to_completion(async move { state.store.assign(plan, state.speed_mph).await }).await?;
     Ok(Json(assignment))
 }
 
@@ -229,7 +233,8 @@ async fn release(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     runtime::trace::annotate("delivery_id", &delivery_id);
     check_id("deliveryId", &delivery_id)?;
-    match state.store.release(&delivery_id).await? {
+    let id = delivery_id.clone();
+    match to_completion(async move { state.store.release(&id).await }).await? {
         Some(drone_id) => Ok(Json(
             serde_json::json!({"deliveryId": delivery_id, "droneId": drone_id}),
         )),

@@ -1,15 +1,19 @@
 //! The MongoDB adapter of the drone store (Azure Cosmos DB for MongoDB in production).
 //!
 //! Two collections in the function's own database:
-//! - `drones`: `_id` = drone id, `load` = deliveries it holds, `active` = in the configured
-//!   fleet. Seeded at start-up; drones dropped from the fleet keep their deliveries but get
+//! - `drones`: `_id` = drone id, `load` = deliveries it holds, `holding` = their ids,
+//!   `active` = in the configured fleet. Seeded at start-up; drones dropped from the fleet keep their deliveries but get
 //!   no new ones.
 //! - `assignments`: `_id` = delivery id, the assignment, and `month` (`YYYY-MM`, UTC) for
 //!   the utilization query, indexed with `ownerId`.
 //!
 //! Choosing a drone is a compare-and-set on a least-loaded drone's `load`, so concurrent
-//! schedulers spread work as evenly as one would. If the assignment insert then loses a
-//! race for the same delivery, the claim is given back and the winner's drone used.
+//! schedulers spread work as evenly as one would. The claim records its delivery in the
+//! drone's `holding`, in the same write as the load: a claim whose assignment was never
+//! written (the process died between the two writes) is taken up again by the next attempt
+//! for that delivery, or given back by its release, so no load ever belongs to nobody. If
+//! the assignment insert loses a race for the same delivery, the claim is given back and
+//! the winner's drone used.
 
 use async_trait::async_trait;
 use mongodb::Collection;
@@ -28,6 +32,11 @@ struct DroneDoc {
     id: String,
     load: i64,
     active: bool,
+    /// The deliveries that hold the drone: the claim and its owner are one atomic write,
+    /// so `load` is always their number, and a claim whose assignment was never written (a
+    /// process killed between the two) is found again by its delivery.
+    #[serde(default)]
+    holding: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,6 +81,7 @@ impl MongoDroneStore {
             "least_loaded",
         )
         .await?;
+        ensure_index(&store.drones(), doc! {"holding": 1}, "holding").await?;
         store.seed(fleet).await?;
         Ok(store)
     }
@@ -90,6 +100,7 @@ impl MongoDroneStore {
             id: id.clone(),
             load: 0,
             active: true,
+            holding: Vec::new(),
         });
         // Unordered, so drones that exist already (duplicate keys) do not stop the rest.
         if let Err(e) = self.drones().insert_many(new_drones).ordered(false).await {
@@ -149,9 +160,18 @@ impl MongoDroneStore {
     /// re-sorting, piling work onto one drone. Shuffling the ties keeps racing replicas
     /// from all chasing the same drone. After a few lost rounds a drone is taken anyway: a
     /// drone may hold several deliveries, only less evenly.
-    async fn claim_drone(&self) -> Result<String, StoreError> {
+    async fn claim_drone(&self, delivery_id: &str) -> Result<String, StoreError> {
         const ROUNDS: usize = 4;
         const CANDIDATES: i64 = 32;
+        // A claim of this delivery whose assignment was never written: take it up again.
+        if let Some(held) = self
+            .drones()
+            .find_one(doc! {"holding": delivery_id})
+            .await
+            .map_err(failed)?
+        {
+            return Ok(held.id);
+        }
         for round in 1..=ROUNDS {
             let mut cursor = self
                 .drones()
@@ -170,13 +190,16 @@ impl MongoDroneStore {
             candidates.retain(|d| d.load == least);
             candidates.shuffle(&mut rand::rng());
             for drone in &candidates {
-                let mut filter = doc! {"_id": &drone.id};
+                let mut filter = doc! {"_id": &drone.id, "holding": {"$ne": delivery_id}};
                 if round < ROUNDS {
                     filter.insert("load", drone.load);
                 }
                 let claimed = self
                     .drones()
-                    .update_one(filter, doc! {"$inc": {"load": 1}})
+                    .update_one(
+                        filter,
+                        doc! {"$inc": {"load": 1}, "$push": {"holding": delivery_id}},
+                    )
                     .await
                     .map_err(failed)?;
                 if claimed.modified_count == 1 {
@@ -189,15 +212,34 @@ impl MongoDroneStore {
         ))
     }
 
-    async fn unclaim_drone(&self, drone_id: &str) -> Result<(), StoreError> {
+    /// Gives back the claim `delivery_id` holds on `drone_id`.
+    async fn unclaim_on(&self, drone_id: &str, delivery_id: &str) -> Result<(), StoreError> {
         self.drones()
             .update_one(
-                doc! {"_id": drone_id, "load": {"$gt": 0}},
-                doc! {"$inc": {"load": -1}},
+                doc! {"_id": drone_id, "holding": delivery_id},
+                doc! {"$inc": {"load": -1}, "$pull": {"holding": delivery_id}},
             )
             .await
             .map_err(failed)?;
         Ok(())
+    }
+
+    /// Gives back every claim `delivery_id` holds (two racing replicas may each have taken
+    /// one before either wrote the assignment); the first drone freed, if any.
+    async fn unclaim_all(&self, delivery_id: &str) -> Result<Option<String>, StoreError> {
+        let mut first = None;
+        while let Some(drone) = self
+            .drones()
+            .find_one_and_update(
+                doc! {"holding": delivery_id},
+                doc! {"$inc": {"load": -1}, "$pull": {"holding": delivery_id}},
+            )
+            .await
+            .map_err(failed)?
+        {
+            first.get_or_insert(drone.id);
+        }
+        Ok(first)
     }
 }
 
@@ -209,7 +251,7 @@ impl DroneStore for MongoDroneStore {
         }
         // Check the plan before taking a drone, so a bad plan holds no load.
         plan_assignment(plan.clone(), None, "", speed_mph)?;
-        let drone_id = self.claim_drone().await?;
+        let drone_id = self.claim_drone(&plan.delivery_id).await?;
         let assignment = plan_assignment(plan.clone(), None, &drone_id, speed_mph)?;
         match self
             .assignments()
@@ -218,35 +260,36 @@ impl DroneStore for MongoDroneStore {
             .map_err(failed)
         {
             Ok(_) => Ok(assignment),
-            Err(e) => {
-                self.unclaim_drone(&drone_id).await?;
-                let StoreError::Conflict { .. } = e else {
-                    return Err(e.into());
-                };
-                // Another replica assigned this delivery first: use its drone.
-                match self.find(&plan.delivery_id).await? {
-                    Some(winner) => self.replan(plan, &winner, speed_mph).await,
-                    None => Err(StoreError::conflict(
-                        "the assignment changed while it was being made; try again",
-                    )
-                    .into()),
+            // Another replica assigned this delivery first: use its drone, and give back
+            // this claim unless it is the very claim the winner took up.
+            Err(StoreError::Conflict { .. }) => match self.find(&plan.delivery_id).await? {
+                Some(winner) => {
+                    if winner.drone_id != drone_id {
+                        self.unclaim_on(&drone_id, &plan.delivery_id).await?;
+                    }
+                    self.replan(plan, &winner, speed_mph).await
                 }
-            }
+                None => Err(StoreError::conflict(
+                    "the assignment changed while it was being made; try again",
+                )
+                .into()),
+            },
+            // The insert may or may not have landed: keep the claim. A retry takes it up
+            // again (claim_drone finds it by the delivery), and a release gives it back.
+            Err(e) => Err(e.into()),
         }
     }
 
+    /// Deletes the assignment, then gives back its claim; a claim left without an assignment
+    /// (a process killed between the two writes) is given back too.
     async fn release(&self, delivery_id: &str) -> Result<Option<String>, StoreError> {
-        let Some(removed) = self
+        let removed = self
             .assignments()
             .find_one_and_delete(doc! {"_id": delivery_id})
             .await
-            .map_err(failed)?
-        else {
-            return Ok(None);
-        };
-        let drone_id = removed.assignment.drone_id;
-        self.unclaim_drone(&drone_id).await?;
-        Ok(Some(drone_id))
+            .map_err(failed)?;
+        let unclaimed = self.unclaim_all(delivery_id).await?;
+        Ok(removed.map(|r| r.assignment.drone_id).or(unclaimed))
     }
 
     async fn owner_month_assignments(

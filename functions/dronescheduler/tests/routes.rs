@@ -294,3 +294,96 @@ async fn mongo_replicas_share_assignments_and_load() {
     assert_eq!(a.delete("/api/dronedeliveries/d2").await.status, 200);
     assert_eq!(b.delete("/api/dronedeliveries/d2").await.status, 404);
 }
+
+/// Every drone's load against the deliveries it is assigned: `(load, assigned)` summed
+/// over the fleet of `database`.
+async fn load_and_assignments(database: &str) -> (i64, u64) {
+    use mongodb::bson::Document;
+    let client = mongodb::Client::with_uri_str(servers::mongodb_uri())
+        .await
+        .unwrap();
+    let db = client.database(database);
+    let mut drones = db
+        .collection::<Document>("drones")
+        .find(Document::new())
+        .await
+        .unwrap();
+    let mut load = 0;
+    while drones.advance().await.unwrap() {
+        load += drones
+            .deserialize_current()
+            .unwrap()
+            .get_i64("load")
+            .unwrap();
+    }
+    let assigned = db
+        .collection::<Document>("assignments")
+        .count_documents(Document::new())
+        .await
+        .unwrap();
+    (load, assigned)
+}
+
+#[tokio::test]
+async fn a_put_whose_caller_goes_away_leaves_no_load_without_an_assignment() {
+    let database = servers::unique_name("test_");
+    let c = client_in(Backend::Mongo, 5, &database).await;
+    // Callers that give up at every point of the request, some between the drone's claim
+    // and the assignment's insert.
+    for i in 0..60u64 {
+        let id = format!("gone{i}");
+        let (path, body) = (format!("/api/dronedeliveries/{id}"), plan(&id, "o1"));
+        let put = c.json(Method::PUT, &path, &body);
+        let _ = tokio::time::timeout(std::time::Duration::from_micros(i * 150), put).await;
+    }
+    // The work a caller left behind finishes on its own: wait until the counts hold still.
+    let mut seen = (-1, 0);
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let now = load_and_assignments(&database).await;
+        if now == seen {
+            break;
+        }
+        seen = now;
+    }
+    let (load, assigned) = seen;
+    assert_eq!(
+        load,
+        i64::try_from(assigned).unwrap(),
+        "load without an assignment"
+    );
+    // And a claim left by a process that died between the two writes is taken up again
+    // by the next attempt for that delivery, not claimed twice.
+    let db = mongodb::Client::with_uri_str(servers::mongodb_uri())
+        .await
+        .unwrap()
+        .database(&database);
+    db.collection::<mongodb::bson::Document>("drones")
+        .update_one(
+            mongodb::bson::doc! {"_id": "drone-0003"},
+            mongodb::bson::doc! {"$inc": {"load": 1}, "$push": {"holding": "orphan"}},
+        )
+        .await
+        .unwrap();
+    let r = c
+        .json(
+            Method::PUT,
+            "/api/dronedeliveries/orphan",
+            &plan("orphan", "o1"),
+        )
+        .await;
+    assert_eq!(r.json()["droneId"], "drone-0003");
+    let (load, assigned) = load_and_assignments(&database).await;
+    assert_eq!(load, i64::try_from(assigned).unwrap());
+    // ...or given back by a release even with no assignment to delete.
+    db.collection::<mongodb::bson::Document>("drones")
+        .update_one(
+            mongodb::bson::doc! {"_id": "drone-0002"},
+            mongodb::bson::doc! {"$inc": {"load": 1}, "$push": {"holding": "never"}},
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.delete("/api/dronedeliveries/never").await.status, 200);
+    let (load, assigned) = load_and_assignments(&database).await;
+    assert_eq!(load, i64::try_from(assigned).unwrap());
+}

@@ -104,6 +104,27 @@ impl StoreError {
     }
 }
 
+/// Runs a change of several store writes to its end even when its caller goes away.
+///
+/// A handler future is dropped when its caller disconnects or times out; dropped between two
+/// writes that belong together (a drone's claim and the assignment that owns it), it would
+/// leave half a change behind. Spawned, the change finishes while the process lives; what a
+/// killed process leaves must still be repairable by the next attempt. A panic in the change
+/// goes on unwinding in the caller, where the host's panic layer answers it.
+pub async fn to_completion<T, E>(
+    change: impl Future<Output = Result<T, E>> + Send + 'static,
+) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+{
+    match tokio::spawn(change).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(StoreError::unavailable("the process is shutting down").into()),
+    }
+}
+
 /// Whether a write made a new record or replaced an existing one (201 vs 204).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Upsert {
