@@ -59,6 +59,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The resource existed and was ended for good (a cancelled delivery).
+    #[error("gone: {0}")]
+    Gone(String),
     #[error("unprocessable: {0}")]
     Unprocessable(String),
     #[error("body larger than {limit} bytes")]
@@ -87,6 +90,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Gone(_) => StatusCode::GONE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -112,6 +116,7 @@ impl ApiError {
                 "Method not allowed",
             ),
             Self::Conflict(_) => ("urn:fabrikam:problem:conflict", "Conflict"),
+            Self::Gone(_) => ("urn:fabrikam:problem:gone", "Gone"),
             Self::Unprocessable(_) => (
                 "urn:fabrikam:problem:unprocessable",
                 "The request cannot be processed",
@@ -143,6 +148,7 @@ impl ApiError {
             Self::BadRequest(d)
             | Self::NotFound(d)
             | Self::Conflict(d)
+            | Self::Gone(d)
             | Self::Unprocessable(d) => Some(d.clone()),
             Self::PayloadTooLarge { limit } => {
                 Some(format!("the body must not exceed {limit} bytes"))

@@ -4,9 +4,12 @@
 //! - `GET /api/deliveries/{id}/owner` -> 200 {userId, accountId} | 404
 //! - `GET /api/deliveries/{id}/status` -> 200 {stage, lastKnownLocation, pickupETA,
 //!   deliveryETA}, computed from the delivery and its tracking events
-//! - `PUT /api/deliveries/{id}` -> 201 created | 204 replaced | 409 already finished
+//! - `PUT /api/deliveries/{id}` -> 201 created | 204 replaced | 409 already completed | 410
+//!   cancelled (also when the cancel came before the delivery existed)
 //! - `PATCH /api/deliveries/{id}` {pickup, dropoff, deadline, pickupTime} -> 200 | 404 | 409
-//! - `DELETE /api/deliveries/{id}` -> 200 | 404 | 409: a `Cancelled` event; kept 7 days
+//!   | 410
+//! - `DELETE /api/deliveries/{id}` -> 200 | 404 | 409: a `Cancelled` event; kept 7 days. On
+//!   an unknown id, 404 and a tombstone kept as long, which refuses a later PUT
 //! - `POST /api/deliveries/{id}/notifymerequests` {emailAddress, sms} -> 204 | 404
 //! - `POST /api/deliveries/{id}/confirmations` -> 200 | 404 | 409: `Completed`; kept 7 days
 //! - `GET /api/deliveries/summary?ownerId=&year=&month=` -> 200 {count}
@@ -38,7 +41,7 @@ use serde_json::{Value, json};
 
 pub use model::{DeliveryStage, DeliveryStatus, NotifyMeRequest, StoredDelivery, TrackingEvent};
 pub use redis_store::RedisDeliveryStore;
-pub use store::{DeliveryStore, MemoryDeliveryStore};
+pub use store::{DeliveryStore, MemoryDeliveryStore, Put};
 
 /// Configuration: how long deliveries are kept, the drone speed for ETAs, and the store.
 #[derive(Debug, Clone)]
@@ -187,12 +190,20 @@ fn stage_of(events: &[TrackingEvent]) -> DeliveryStage {
 
 fn refuse_if_finished(id: &str, events: &[TrackingEvent]) -> Result<(), ApiError> {
     let stage = stage_of(events);
+    if stage == DeliveryStage::Cancelled {
+        return Err(cancelled(id));
+    }
     if stage.is_finished() {
         return Err(ApiError::Conflict(format!(
             "delivery {id} is already {stage}"
         )));
     }
     Ok(())
+}
+
+/// 410: the delivery was cancelled, so it can be neither scheduled nor changed.
+fn cancelled(id: &str) -> ApiError {
+    ApiError::Gone(format!("delivery {id} was cancelled"))
 }
 
 async fn get_delivery(
@@ -300,7 +311,8 @@ async fn put_delivery(
         )
         .await?;
     Ok(match outcome {
-        Upsert::Created => {
+        Put::Cancelled => return Err(cancelled(&id)),
+        Put::Stored(Upsert::Created) => {
             let event = TrackingEvent {
                 stage: DeliveryStage::Created,
                 at: created_at,
@@ -309,7 +321,7 @@ async fn put_delivery(
             state.store.append_event(&id, event, ttl).await?;
             StatusCode::CREATED
         }
-        Upsert::Updated => StatusCode::NO_CONTENT,
+        Put::Stored(Upsert::Updated) => StatusCode::NO_CONTENT,
     })
 }
 
@@ -358,7 +370,25 @@ async fn cancel_delivery(
     Path(id): Path<String>,
 ) -> Result<Json<DeliveryStatus>, ApiError> {
     runtime::trace::annotate("delivery_id", &id);
-    let (delivery, mut events) = load(&state, &id).await?;
+    check_id("id", &id)?;
+    let loaded = match state.store.load(&id).await? {
+        Some(loaded) => Some(loaded),
+        // Not stored yet: its delivery message may still come (redelivered after a failure),
+        // so leave a tombstone that refuses it. Created meanwhile: cancel what is there.
+        None if state
+            .store
+            .tombstone(&id, state.config.finished_ttl)
+            .await? =>
+        {
+            None
+        }
+        None => state.store.load(&id).await?,
+    };
+    let Some((delivery, mut events)) = loaded else {
+        return Err(ApiError::NotFound(format!(
+            "delivery {id} does not exist; it is marked cancelled, so it will not be scheduled"
+        )));
+    };
     match stage_of(&events) {
         DeliveryStage::Cancelled => {}
         DeliveryStage::Completed => {

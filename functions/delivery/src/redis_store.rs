@@ -5,6 +5,8 @@
 //! - `delivery:{id}`: the delivery JSON (a string);
 //! - `delivery:{id}:events`: its tracking events, oldest first (a list of JSON);
 //! - `delivery:{id}:notify`: its notify-me requests (a list of JSON);
+//! - `delivery:{id}:cancelled`: a delivery cancelled before it existed (a tombstone, kept
+//!   the finished TTL), which refuses a later PUT;
 //! - `owner:{ownerId}:deliveries:{YYYY-MM}`: ids scheduled in that month (a set).
 //!
 //! Every write that touches a delivery sets the TTL of all its keys in the same atomic
@@ -23,14 +25,16 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::{NotifyMeRequest, StoredDelivery, TrackingEvent};
-use crate::store::{DeliveryStore, OWNER_INDEX_TTL};
+use crate::store::{DeliveryStore, OWNER_INDEX_TTL, Put};
 
 /// Stores the document, says whether it existed, refreshes every key's TTL and records the
-/// delivery in its owner's monthly index.
-/// KEYS: document, events, notify, owner index. ARGV: JSON, TTL ms, id, index TTL ms.
+/// delivery in its owner's monthly index; refuses (-1) a delivery with a tombstone.
+/// KEYS: document, events, notify, owner index, tombstone. ARGV: JSON, TTL ms, id, index
+/// TTL ms.
 static PUT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+        if redis.call('EXISTS', KEYS[5]) == 1 then return -1 end
         local existed = redis.call('EXISTS', KEYS[1])
         redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
         redis.call('PEXPIRE', KEYS[2], ARGV[2])
@@ -38,6 +42,18 @@ static PUT: LazyLock<Script> = LazyLock::new(|| {
         redis.call('SADD', KEYS[4], ARGV[3])
         redis.call('PEXPIRE', KEYS[4], ARGV[4])
         return existed
+        ",
+    )
+});
+
+/// Marks a delivery that does not exist as cancelled; 0 when it exists after all.
+/// KEYS: document, tombstone. ARGV: TTL ms.
+static TOMBSTONE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+        redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+        return 1
         ",
     )
 });
@@ -109,6 +125,10 @@ impl RedisDeliveryStore {
         format!("{}delivery:{{{id}}}:notify", self.prefix)
     }
 
+    fn tombstone_key(&self, id: &str) -> String {
+        format!("{}delivery:{{{id}}}:cancelled", self.prefix)
+    }
+
     fn owner_index_key(&self, owner_id: &str, month: &str) -> String {
         format!("{}owner:{{{owner_id}}}:deliveries:{month}", self.prefix)
     }
@@ -160,14 +180,15 @@ impl DeliveryStore for RedisDeliveryStore {
         Ok(Some((decode(&document_key, &raw)?, events)))
     }
 
-    async fn put(&self, delivery: StoredDelivery, ttl: Duration) -> Result<Upsert, StoreError> {
+    async fn put(&self, delivery: StoredDelivery, ttl: Duration) -> Result<Put, StoreError> {
         let id = &delivery.document.id;
         let month = contracts::OwnerMonth::key_of(&delivery.scheduled_for());
-        let existed: bool = PUT
+        let outcome: i64 = PUT
             .key(self.document_key(id))
             .key(self.events_key(id))
             .key(self.notify_key(id))
             .key(self.owner_index_key(&delivery.document.owner.user_id, &month))
+            .key(self.tombstone_key(id))
             .arg(encode(&delivery)?)
             .arg(millis(ttl))
             .arg(id)
@@ -175,11 +196,21 @@ impl DeliveryStore for RedisDeliveryStore {
             .invoke_async(&mut self.connection())
             .await
             .map_err(failed)?;
-        Ok(if existed {
-            Upsert::Updated
-        } else {
-            Upsert::Created
+        Ok(match outcome {
+            -1 => Put::Cancelled,
+            0 => Put::Stored(Upsert::Created),
+            _ => Put::Stored(Upsert::Updated),
         })
+    }
+
+    async fn tombstone(&self, id: &str, ttl: Duration) -> Result<bool, StoreError> {
+        TOMBSTONE
+            .key(self.document_key(id))
+            .key(self.tombstone_key(id))
+            .arg(millis(ttl))
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(failed)
     }
 
     async fn events(&self, id: &str) -> Result<Vec<TrackingEvent>, StoreError> {

@@ -30,8 +30,14 @@ pub trait DeliveryStore: Send + Sync + std::fmt::Debug {
         Ok(Some((delivery, self.events(id).await?)))
     }
     /// Creates or replaces the document (history is kept) and records it in the owner's
-    /// monthly index; `ttl` applies to every key of the delivery.
-    async fn put(&self, delivery: StoredDelivery, ttl: Duration) -> Result<Upsert, StoreError>;
+    /// monthly index; `ttl` applies to every key of the delivery. Refused, in the same
+    /// atomic step, when the delivery was cancelled before it existed ([`Self::tombstone`]).
+    async fn put(&self, delivery: StoredDelivery, ttl: Duration) -> Result<Put, StoreError>;
+    /// Records that a delivery that does not exist (yet) is cancelled, for `ttl`: a cancel
+    /// can overtake its own delivery message (which failed once and is redelivered later),
+    /// and that late message must not schedule a cancelled delivery. `false`, and nothing
+    /// recorded, when the delivery exists after all.
+    async fn tombstone(&self, id: &str, ttl: Duration) -> Result<bool, StoreError>;
     async fn events(&self, id: &str) -> Result<Vec<TrackingEvent>, StoreError>;
     /// Appends to the history and sets the TTL of every key of the delivery.
     async fn append_event(
@@ -47,6 +53,14 @@ pub trait DeliveryStore: Send + Sync + std::fmt::Debug {
     async fn ttl(&self, id: &str) -> Result<Option<Duration>, StoreError>;
 }
 
+/// What a [`DeliveryStore::put`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    Stored(Upsert),
+    /// Nothing: the delivery was cancelled before it was ever stored.
+    Cancelled,
+}
+
 #[derive(Debug, Clone)]
 struct Entry {
     delivery: StoredDelivery,
@@ -60,6 +74,8 @@ pub const OWNER_INDEX_TTL: Duration = Duration::from_secs(13 * 31 * 24 * 3600);
 #[derive(Debug, Default)]
 struct Maps {
     deliveries: ExpiringMap<String, Entry>,
+    /// Deliveries cancelled before they existed.
+    tombstones: ExpiringMap<String, ()>,
     owner_months: ExpiringMap<(String, String), HashSet<String>>,
 }
 
@@ -88,9 +104,12 @@ impl DeliveryStore for MemoryDeliveryStore {
         Ok(self.maps().deliveries.get(id).map(|e| e.delivery.clone()))
     }
 
-    async fn put(&self, delivery: StoredDelivery, ttl: Duration) -> Result<Upsert, StoreError> {
+    async fn put(&self, delivery: StoredDelivery, ttl: Duration) -> Result<Put, StoreError> {
         let mut maps = self.maps();
         let id = delivery.document.id.clone();
+        if maps.tombstones.get(&id).is_some() {
+            return Ok(Put::Cancelled);
+        }
         let owner = delivery.document.owner.user_id.clone();
         let month = contracts::OwnerMonth::key_of(&delivery.scheduled_for());
         let outcome = match maps.deliveries.get_mut(&id) {
@@ -121,7 +140,17 @@ impl DeliveryStore for MemoryDeliveryStore {
             }
         }
         maps.owner_months.expire(&key, OWNER_INDEX_TTL);
-        Ok(outcome)
+        Ok(Put::Stored(outcome))
+    }
+
+    async fn tombstone(&self, id: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let mut maps = self.maps();
+        if maps.deliveries.get(id).is_some() {
+            return Ok(false);
+        }
+        maps.tombstones.insert(id.to_owned(), ());
+        maps.tombstones.expire(id, ttl);
+        Ok(true)
     }
 
     async fn events(&self, id: &str) -> Result<Vec<TrackingEvent>, StoreError> {

@@ -82,6 +82,7 @@ runtime::per_backend!(Backend { embedded => Embedded, on_redis => Redis }:
     owner_and_status_come_from_stored_data,
     patch_reschedules_and_changes_the_status,
     delete_cancels_keeps_data_for_seven_days_and_blocks_later_changes,
+    a_cancel_before_the_delivery_exists_refuses_its_later_put,
     confirmation_completes_the_delivery,
     notify_me_is_204_and_validates,
     summary_counts_the_owners_deliveries_of_the_month,
@@ -257,7 +258,7 @@ async fn delete_cancels_keeps_data_for_seven_days_and_blocks_later_changes(backe
         c.json(Method::PUT, "/api/deliveries/d1", &fixture())
             .await
             .status,
-        409
+        410
     );
     let confirm = json!({"dateTime": "2026-11-21T11:00:00Z", "confirmationType": "Picture"});
     assert_eq!(
@@ -266,6 +267,18 @@ async fn delete_cancels_keeps_data_for_seven_days_and_blocks_later_changes(backe
             .status,
         409
     );
+}
+
+async fn a_cancel_before_the_delivery_exists_refuses_its_later_put(backend: Backend) {
+    let h = Harness::new(backend, DeliveryConfig::default()).await;
+    let c = &h.client;
+    let r = c.delete("/api/deliveries/d1").await;
+    assert_eq!(r.status, 404);
+    let put = c.json(Method::PUT, "/api/deliveries/d1", &fixture()).await;
+    assert_eq!(put.status, 410, "{:?}", put.body);
+    assert_eq!(c.get("/api/deliveries/d1").await.status, 404);
+    // Other deliveries are untouched.
+    created(c, "d2").await;
 }
 
 async fn confirmation_completes_the_delivery(backend: Backend) {

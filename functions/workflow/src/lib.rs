@@ -3,7 +3,9 @@
 //! Per message, by its `operation` property:
 //! - `delivery`: `PUT package/{packageId}` -> `PUT dronescheduler/{deliveryId}` ->
 //!   `PUT delivery/{deliveryId}` carrying the assigned drone.
-//! - `cancel`: `DELETE delivery/{id}` and `DELETE dronescheduler/{id}`.
+//! - `cancel`: `DELETE delivery/{id}` and `DELETE dronescheduler/{id}`. A cancel that
+//!   overtakes its delivery message leaves a tombstone in delivery; the late delivery
+//!   message then finds the delivery gone (410), gives its drone back and completes.
 //! - `reschedule`: `PATCH delivery/{id}`, then re-plan the drone with the new route.
 //!
 //! Every step is idempotent (upserts, the same drone for the same delivery), so a

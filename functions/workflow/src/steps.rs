@@ -158,6 +158,16 @@ impl Processor {
             Err(StepError::Transient(detail)) => Err(MessageError::Transient(format!(
                 "storing the delivery: {detail}"
             ))),
+            // Cancelled while this message waited (its cancel overtook it): nothing to
+            // schedule, and the drone just assigned goes back.
+            Err(StepError::Rejected {
+                status: StatusCode::GONE,
+                ..
+            }) => {
+                self.release_drone(&drone_path, trace).await?;
+                info!(drone_id = %assigned.drone_id, "delivery was cancelled before it was scheduled; drone released");
+                Ok(())
+            }
             Err(StepError::Rejected { status, detail }) => {
                 // Compensation: the drone was assigned for a delivery that will never be
                 // stored, so free it before giving up on the message.

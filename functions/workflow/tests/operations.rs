@@ -190,17 +190,43 @@ async fn cancel_cancels_the_delivery_and_frees_the_drone() {
     ))
     .await
     .unwrap();
-    // So is the original delivery message arriving again after the cancel: it is refused
-    // for good and its drone released.
-    let err = p
-        .handle(received(Some("delivery"), &body(&delivery_body("d1"))))
+    // So is the original delivery message arriving again after the cancel: the delivery
+    // stays cancelled, its drone goes back, and the message completes (no dead letter).
+    p.handle(received(Some("delivery"), &body(&delivery_body("d1"))))
         .await
-        .unwrap_err();
-    assert!(matches!(err, MessageError::Permanent { .. }));
+        .unwrap();
+    let (_, status) = b
+        .get(&b.config.delivery_url, "/api/deliveries/d1/status")
+        .await;
+    assert_eq!(status["stage"], "Cancelled");
     assert_eq!(
         b.delete(&b.config.dronescheduler_url, "/api/dronedeliveries/d1")
             .await,
         404
+    );
+}
+
+#[tokio::test]
+async fn a_cancel_that_overtakes_its_delivery_message_keeps_it_unscheduled() {
+    let b = Backends::start().await;
+    let p = b.processor();
+    // The delivery message failed once and waits for redelivery; the cancel goes first.
+    p.handle(received(
+        Some("cancel"),
+        &body(&json!({"deliveryId": "d1"})),
+    ))
+    .await
+    .unwrap();
+    p.handle(received(Some("delivery"), &body(&delivery_body("d1"))))
+        .await
+        .unwrap();
+    let (status, _) = b.get(&b.config.delivery_url, "/api/deliveries/d1").await;
+    assert_eq!(status, 404, "a cancelled delivery is never scheduled");
+    assert_eq!(
+        b.delete(&b.config.dronescheduler_url, "/api/dronedeliveries/d1")
+            .await,
+        404,
+        "and holds no drone"
     );
 }
 
