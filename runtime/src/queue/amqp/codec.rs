@@ -113,6 +113,9 @@ pub struct Decoded {
     pub properties: BTreeMap<String, String>,
     /// 1 on first delivery (AMQP counts failed earlier deliveries from 0).
     pub delivery_count: u32,
+    /// The header's first-acquirer flag: RabbitMQ 3.10 leaves the count at 0 and says only
+    /// this (false on a redelivery).
+    pub first_acquirer: bool,
     pub enqueued_at: DateTime<Utc>,
     /// How long the broker says the lock lasts from now, when it says.
     pub locked_for: Option<Duration>,
@@ -147,6 +150,7 @@ pub fn from_amqp(m: &AmqpMessage, delivery_tag: &[u8], now: DateTime<Utc>) -> De
         })
         .unwrap_or_default();
     let delivery_count = m.header.as_ref().map_or(0, |h| h.delivery_count) + 1;
+    let first_acquirer = m.header.as_ref().is_some_and(|h| h.first_acquirer);
     let annotation = |name: &str| {
         m.message_annotations.as_ref().and_then(|a| {
             a.0.iter()
@@ -175,6 +179,7 @@ pub fn from_amqp(m: &AmqpMessage, delivery_tag: &[u8], now: DateTime<Utc>) -> De
         body,
         properties,
         delivery_count,
+        first_acquirer,
         enqueued_at,
         locked_for,
         lock_token,

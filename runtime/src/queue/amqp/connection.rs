@@ -4,6 +4,13 @@
 //! link error marks that generation broken, and the next caller opens a new one. Deliveries
 //! received on an old generation can no longer be settled (the broker has already put them
 //! back), so settling them reports a lost lock instead of completing anything twice.
+//!
+//! A connection whose peer died (a broker killed, a connection reset) stays silent: the SDK
+//! tells no one, and a send on it waits for an answer that never comes. So an operation that
+//! goes unanswered for [`SUSPECT_AFTER`] has the connection probed ([`Connection::probe`]):
+//! a dead one cannot even begin a session. A connection found broken wakes everything still
+//! waiting on it ([`Live::until_broken`]), which then retries on the next generation at once
+//! instead of each waiting out [`OPERATION_TIMEOUT`].
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,7 +23,7 @@ use azure_core_amqp::{
     AmqpConnectionOptions, AmqpError, AmqpErrorKind, AmqpSession, AmqpSessionApis,
     AmqpSessionOptions,
 };
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, watch};
 use tracing::{info, warn};
 
 use super::auth::TokenSource;
@@ -28,6 +35,12 @@ pub const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
 /// Longest wait for the peer to answer a send or take a settlement. A link whose
 /// connection died without a close frame never answers; past this, it counts as lost.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an operation waits for an answer before the connection is probed. Well above a
+/// healthy broker's answer (milliseconds, or a quorum queue's fsync), so a healthy
+/// connection is rarely probed, and a probe costs one session begin and end.
+pub const SUSPECT_AFTER: Duration = Duration::from_secs(1);
+/// Longest wait for the probe's session to begin.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The shared connection of one broker.
 #[derive(Debug)]
@@ -41,12 +54,16 @@ pub struct Connection {
 /// One opened connection with its session and, for Service Bus, its `$cbs` link.
 pub struct Live {
     pub generation: u64,
-    connection: AmqpConnection,
+    pub connection: AmqpConnection,
     pub session: AmqpSession,
     cbs: Option<AmqpClaimsBasedSecurity>,
     /// Audience to when its token must be put again.
     authorized: SyncMutex<BTreeMap<String, OffsetDateTime>>,
     broken: AtomicBool,
+    /// Tells waiters the moment `broken` is set.
+    broken_signal: watch::Sender<bool>,
+    /// Set while a probe runs, so a burst of slow operations probes once.
+    probing: AtomicBool,
 }
 
 impl std::fmt::Debug for Live {
@@ -61,6 +78,13 @@ impl std::fmt::Debug for Live {
 impl Live {
     pub fn is_broken(&self) -> bool {
         self.broken.load(Ordering::Acquire)
+    }
+
+    /// Resolves once this generation is found broken.
+    pub async fn until_broken(&self) {
+        let mut signal = self.broken_signal.subscribe();
+        // Err only when the sender is gone, which it is not while `self` lives.
+        let _ = signal.wait_for(|broken| *broken).await;
     }
 }
 
@@ -121,10 +145,7 @@ impl Connection {
             .map_err(|e| classify(&e))?;
         let session = AmqpSession::new();
         session
-            .begin(
-                &connection,
-                Some(AmqpSessionOptions::with_unbounded_windows()),
-            )
+            .begin(&connection, Some(self.session_options()))
             .await
             .map_err(|e| classify(&e))?;
         let cbs = match self.tokens {
@@ -143,13 +164,66 @@ impl Connection {
             cbs,
             authorized: SyncMutex::new(BTreeMap::new()),
             broken: AtomicBool::new(false),
+            broken_signal: watch::channel(false).0,
+            probing: AtomicBool::new(false),
         })
     }
 
-    /// Marks `generation` broken so the next caller reconnects.
+    /// Marks `generation` broken so the next caller reconnects, and wakes whatever still
+    /// waits on it.
     pub fn broke(&self, live: &Live, why: &dyn std::fmt::Display) {
         if !live.broken.swap(true, Ordering::AcqRel) {
             warn!(generation = live.generation, error = %why, "AMQP connection lost; reconnecting on next use");
+        }
+        live.broken_signal.send_replace(true);
+    }
+
+    /// Checks that `live`'s peer still answers by beginning (and ending) a session on it,
+    /// and marks it broken when not. Runs once at a time per generation.
+    pub async fn probe(&self, live: &Live) {
+        if live.is_broken() || live.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let session = AmqpSession::new();
+        match tokio::time::timeout(PROBE_TIMEOUT, session.begin(&live.connection, None)).await {
+            Ok(Ok(())) => {
+                if let Err(e) = session.end().await {
+                    tracing::debug!(error = %e, "ending the probe session");
+                }
+            }
+            Ok(Err(e)) => self.broke(live, &format_args!("probe: {e}")),
+            Err(_) => self.broke(live, &"probe: the broker did not begin a session"),
+        }
+        live.probing.store(false, Ordering::Release);
+    }
+
+    /// Waits for `operation` on `live` for at most [`OPERATION_TIMEOUT`], probing the
+    /// connection when it is slow; `None` when the connection broke or the time ran out
+    /// (then it is marked broken: a link that never answers is lost).
+    pub async fn answer<T>(
+        self: &Arc<Self>,
+        live: &Arc<Live>,
+        operation: impl Future<Output = T>,
+        what: &str,
+    ) -> Option<T> {
+        let suspect = {
+            let (connection, live) = (self.clone(), live.clone());
+            async move {
+                tokio::time::sleep(SUSPECT_AFTER).await;
+                // Spawned: the probe finishes (and marks the connection) even if the
+                // operation answers meanwhile.
+                tokio::spawn(async move { connection.probe(&live).await });
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            answered = operation => Some(answered),
+            () = live.until_broken() => None,
+            () = suspect => None,
+            () = tokio::time::sleep(OPERATION_TIMEOUT) => {
+                self.broke(live, &format_args!("no answer to {what}"));
+                None
+            }
         }
     }
 
@@ -238,6 +312,31 @@ pub fn outcome_name(o: &azure_core_amqp::AmqpSendOutcome) -> &'static str {
         O::Modified(_) => "modified",
     }
 }
+
+/// The transfer windows a session opens with. Service Bus takes the SDK's unbounded
+/// windows. A generic broker gets bounded ones: RabbitMQ 3.10's AMQP 1.0 session crashed
+/// (`out_of_bound_serial_addition`) when its window arithmetic overflowed u32::MAX, dropping
+/// the completions in flight; a window far above what one connection holds unsettled (its
+/// receivers' credit) never limits it.
+impl Connection {
+    pub fn session_options(&self) -> AmqpSessionOptions {
+        session_options(&self.settings)
+    }
+}
+
+fn session_options(settings: &super::AmqpSettings) -> AmqpSessionOptions {
+    if settings.is_service_bus() {
+        return AmqpSessionOptions::with_unbounded_windows();
+    }
+    AmqpSessionOptions {
+        incoming_window: Some(GENERIC_BROKER_WINDOW),
+        outgoing_window: Some(GENERIC_BROKER_WINDOW),
+        ..AmqpSessionOptions::default()
+    }
+}
+
+/// A generic broker's session window, in transfers.
+pub const GENERIC_BROKER_WINDOW: u32 = 65_536;
 
 pub fn unavailable(why: &str) -> QueueError {
     QueueError::unavailable(why)

@@ -3,24 +3,38 @@
 //! The link's credit is the most messages the broker may hand us ahead of settlement; the
 //! pump's own bound (handlers plus prefetch) sets it, so no message waits here with a lock
 //! ticking. Settlement goes back on the link the message came on: complete is `accepted`,
-//! abandon is `modified` with `delivery-failed`, dead-letter is `rejected` with the Service
-//! Bus dead-letter error.
+//! abandon is `modified` with `delivery-failed` (`released` on a generic broker), dead-letter
+//! is `rejected` with the Service Bus dead-letter error.
+//!
+//! On a generic broker each receiver link has a session of its own, so that it can be
+//! retired alone (Service Bus needs no session end: a lost delivery's lock expires and the
+//! message comes back). The SDK
+//! (fe2o3-amqp 0.16) takes the broker's delivery count from a flow frame while deliveries sent
+//! before it still wait in the link's buffer, counts those again, and then refuses the last
+//! deliveries of the credit as "transfer limit exceeded": they are lost inside the client
+//! while the broker holds them as delivered. On RabbitMQ 3.10 that happened a few times per
+//! thousand messages; the messages stayed stuck until the connection closed. A link that
+//! refuses a delivery is retired: receiving moves to a fresh link at once, the old one keeps
+//! settling what it holds, and when it holds nothing its session ends, which makes the broker
+//! put the lost deliveries back. They come again as redeliveries, never having been handled.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use azure_core_amqp::{
-    AmqpDelivery, AmqpDeliveryApis, AmqpDeliveryOutcome, AmqpReceiver, AmqpReceiverApis,
-    AmqpReceiverOptions, AmqpSource, ReceiverCreditMode, ReceiverSettleMode,
+    AmqpDelivery, AmqpDeliveryApis, AmqpDeliveryOutcome, AmqpErrorKind, AmqpReceiver,
+    AmqpReceiverApis, AmqpReceiverOptions, AmqpSession, AmqpSessionApis, AmqpSource,
+    ReceiverCreditMode, ReceiverSettleMode,
 };
 use chrono::Utc;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::codec::{dead_letter_error, from_amqp, hex};
-use super::connection::{Connection, Live, OPEN_TIMEOUT, OPERATION_TIMEOUT, unavailable};
+use super::connection::{Connection, Live, OPEN_TIMEOUT, unavailable};
 use super::management::Management;
 use crate::queue::{LockToken, QueueError, QueueReceiver, ReceivedMessage};
 use crate::sync;
@@ -43,8 +57,14 @@ pub struct AmqpQueueReceiver {
 
 struct ReceiverLink {
     live: Arc<Live>,
+    /// The link's own session on a generic broker (see the module docs); Service Bus links
+    /// share the connection's.
+    session: Option<AmqpSession>,
     receiver: AmqpReceiver,
     management: Option<Management>,
+    /// No longer receives; settles what it holds, then ends its session.
+    retired: AtomicBool,
+    ended: AtomicBool,
 }
 
 impl std::fmt::Debug for ReceiverLink {
@@ -78,6 +98,21 @@ impl AmqpQueueReceiver {
     async fn attach(&self) -> Result<Arc<ReceiverLink>, QueueError> {
         let live = self.connection.live().await?;
         self.connection.authorize(&live, &self.queue).await?;
+        let session = if self.connection.settings.is_service_bus() {
+            None
+        } else {
+            let session = AmqpSession::new();
+            let begun = tokio::time::timeout(
+                OPEN_TIMEOUT,
+                session.begin(&live.connection, Some(self.connection.session_options())),
+            )
+            .await
+            .map_err(|_| unavailable("beginning the receiver's session timed out"))?;
+            if let Err(e) = begun {
+                return Err(self.connection.failed(&live, &e));
+            }
+            Some(session)
+        };
         let receiver = AmqpReceiver::new();
         let source = AmqpSource::builder()
             .with_address(self.connection.address(&self.queue, ""))
@@ -85,7 +120,7 @@ impl AmqpQueueReceiver {
         let attached = tokio::time::timeout(
             OPEN_TIMEOUT,
             receiver.attach(
-                &live.session,
+                session.as_ref().unwrap_or(&live.session),
                 source,
                 Some(AmqpReceiverOptions {
                     name: Some(format!("{}-receiver-{}", self.queue, uuid::Uuid::new_v4())),
@@ -108,19 +143,64 @@ impl AmqpQueueReceiver {
         };
         Ok(Arc::new(ReceiverLink {
             live,
+            session,
             receiver,
             management,
+            retired: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
         }))
     }
 
     async fn current_link(&self) -> Result<Arc<ReceiverLink>, QueueError> {
         let mut slot = self.link.lock().await;
-        if let Some(link) = slot.as_ref().filter(|l| !l.live.is_broken()) {
+        if let Some(link) = slot
+            .as_ref()
+            .filter(|l| !l.live.is_broken() && !l.retired.load(Ordering::Acquire))
+        {
             return Ok(link.clone());
         }
         let link = self.attach().await?;
         *slot = Some(link.clone());
         Ok(link)
+    }
+
+    /// Stops receiving on `link` (see the module docs); its session ends once it holds
+    /// nothing.
+    async fn retire(&self, link: &Arc<ReceiverLink>) {
+        if link.retired.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::info!(queue = %self.queue, "receiver link refused a delivery it was sent; moving to a fresh link");
+        let mut slot = self.link.lock().await;
+        if slot
+            .as_ref()
+            .is_some_and(|current| Arc::ptr_eq(current, link))
+        {
+            *slot = None;
+        }
+        drop(slot);
+        self.end_if_drained(link);
+    }
+
+    /// Ends a retired link's session once no unsettled message is held on it: the broker
+    /// then puts back what it delivered that the client never saw.
+    fn end_if_drained(&self, link: &Arc<ReceiverLink>) {
+        if !link.retired.load(Ordering::Acquire)
+            || sync::lock(&self.unsettled)
+                .values()
+                .any(|u| Arc::ptr_eq(&u.link, link))
+            || link.ended.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let link = link.clone();
+        tokio::spawn(async move {
+            if let Some(session) = &link.session
+                && let Err(e) = session.end().await
+            {
+                tracing::debug!(error = %e, "ending a retired receiver's session");
+            }
+        });
     }
 
     fn take(&self, lock: &LockToken) -> Result<Unsettled, QueueError> {
@@ -140,21 +220,25 @@ impl AmqpQueueReceiver {
         outcome: AmqpDeliveryOutcome,
     ) -> Result<(), QueueError> {
         let u = self.take(lock)?;
-        let settled = tokio::time::timeout(
-            OPERATION_TIMEOUT,
-            u.link.receiver.settle_delivery(&u.delivery, outcome),
-        )
-        .await;
+        let settled = self
+            .connection
+            .answer(
+                &u.link.live,
+                u.link.receiver.settle_delivery(&u.delivery, outcome),
+                "a settlement",
+            )
+            .await;
+        let link = u.link.clone();
+        drop(u);
+        self.end_if_drained(&link);
         match settled {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => {
-                self.connection.failed(&u.link.live, &e);
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => {
+                self.connection.failed(&link.live, &e);
                 Err(QueueError::LockLost)
             }
-            Err(_) => {
-                self.connection.broke(&u.link.live, &"no room to settle");
-                Err(QueueError::LockLost)
-            }
+            // The connection broke: the broker puts the message back itself.
+            None => Err(QueueError::LockLost),
         }
     }
 
@@ -176,12 +260,19 @@ impl AmqpQueueReceiver {
                 service_bus_token: d.lock_token,
             },
         );
+        // A generic broker that does not count deliveries (RabbitMQ) still says a redelivery
+        // is not the first: count it as the second, the least it can be.
+        let delivery_count = if self.connection.settings.is_service_bus() || d.first_acquirer {
+            d.delivery_count
+        } else {
+            d.delivery_count.max(2)
+        };
         ReceivedMessage {
             message_id: d.message_id,
             content_type: d.content_type,
             body: d.body,
             properties: d.properties,
-            delivery_count: d.delivery_count,
+            delivery_count,
             enqueued_at: d.enqueued_at,
             lock_token: token,
             locked_until: Instant::now() + locked_for,
@@ -224,6 +315,10 @@ impl QueueReceiver for AmqpQueueReceiver {
                     let m = self.to_received(&link, delivery);
                     sync::lock(&self.ready).push_back(m);
                 }
+                Ok(Err(e)) if matches!(e.kind(), AmqpErrorKind::TransferLimitExceeded(_)) => {
+                    self.retire(&link).await;
+                    break;
+                }
                 Ok(Err(e)) => {
                     let error = self.connection.failed(&link.live, &e);
                     if sync::lock(&self.ready).is_empty() {
@@ -244,16 +339,21 @@ impl QueueReceiver for AmqpQueueReceiver {
         self.settle(lock, AmqpDeliveryOutcome::Accepted).await
     }
 
+    /// Service Bus: `modified` with `delivery-failed`, which counts the delivery. A generic
+    /// broker gets `released`: RabbitMQ's AMQP 1.0 plugin refuses `modified` by closing the
+    /// whole session (every other message it holds then loses its lock), and a quorum
+    /// queue counts a released message's deliveries itself (`x-delivery-limit`).
     async fn abandon(&self, lock: &LockToken) -> Result<(), QueueError> {
-        self.settle(
-            lock,
+        let outcome = if self.connection.settings.is_service_bus() {
             AmqpDeliveryOutcome::Modified {
                 delivery_failed: Some(true),
                 undeliverable_here: Some(false),
                 message_annotations: None,
-            },
-        )
-        .await
+            }
+        } else {
+            AmqpDeliveryOutcome::Released
+        };
+        self.settle(lock, outcome).await
     }
 
     async fn dead_letter(

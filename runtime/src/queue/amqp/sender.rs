@@ -1,26 +1,34 @@
 //! Sends to one queue, settled only when the broker accepts. Batches go to Service Bus as
 //! its batch format, one transfer per envelope; a generic broker gets them one by one.
+//!
+//! The SDK's sender holds its link for the whole round trip of a send, so one link carries
+//! one send at a time. A few links share the load: a slow send (or one on a connection that
+//! just died) holds up only its own link, and concurrent requests go out on the others.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use azure_core_amqp::{
     AmqpMessage, AmqpSendOptions, AmqpSendOutcome, AmqpSender, AmqpSenderApis, AmqpSenderOptions,
     AmqpTarget, SenderSettleMode,
 };
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, MutexGuard};
 
 use super::codec::{BATCH_FORMAT, batches, to_amqp};
-use super::connection::{
-    Connection, Live, OPEN_TIMEOUT, OPERATION_TIMEOUT, outcome_name, unavailable,
-};
+use super::connection::{Connection, Live, OPEN_TIMEOUT, outcome_name, unavailable};
 use crate::queue::{OutgoingMessage, QueueError, QueueSender};
+
+/// Links per queue and process: enough that a stalled send does not hold up the others;
+/// each costs the broker one link.
+const SENDER_LINKS: usize = 4;
 
 #[derive(Debug)]
 pub struct AmqpQueueSender {
     connection: Arc<Connection>,
     queue: String,
-    link: Mutex<Option<SenderLink>>,
+    links: [Mutex<Option<SenderLink>>; SENDER_LINKS],
+    next: AtomicUsize,
     max_message_bytes: usize,
 }
 
@@ -42,9 +50,21 @@ impl AmqpQueueSender {
         Self {
             connection,
             queue: queue.to_owned(),
-            link: Mutex::new(None),
+            links: std::array::from_fn(|_| Mutex::new(None)),
+            next: AtomicUsize::new(0),
             max_message_bytes,
         }
+    }
+
+    /// A free link slot, or, when all are busy, the next one in turn.
+    async fn slot(&self) -> MutexGuard<'_, Option<SenderLink>> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        for i in 0..SENDER_LINKS {
+            if let Ok(slot) = self.links[(start + i) % SENDER_LINKS].try_lock() {
+                return slot;
+            }
+        }
+        self.links[start % SENDER_LINKS].lock().await
     }
 
     async fn attach(&self) -> Result<SenderLink, QueueError> {
@@ -72,13 +92,13 @@ impl AmqpQueueSender {
         Ok(SenderLink { live, sender })
     }
 
-    /// Sends once on the current link; a lost link is dropped for the next call to reattach.
+    /// Sends once on a link; a lost link is dropped for the next call to reattach.
     async fn send_once(
         &self,
         message: &AmqpMessage,
         format: Option<u32>,
     ) -> Result<(), QueueError> {
-        let mut slot = self.link.lock().await;
+        let mut slot = self.slot().await;
         if slot.as_ref().is_none_or(|l| l.live.is_broken()) {
             *slot = Some(self.attach().await?);
         }
@@ -89,12 +109,15 @@ impl AmqpQueueSender {
             message_format: Some(f),
             settled: None,
         });
-        let sent =
-            tokio::time::timeout(OPERATION_TIMEOUT, link.sender.send_ref(message, options)).await;
-        let Ok(sent) = sent else {
-            self.connection.broke(&link.live, &"no answer to a send");
+        let sent = self
+            .connection
+            .answer(&link.live, link.sender.send_ref(message, options), "a send")
+            .await;
+        let Some(sent) = sent else {
             *slot = None;
-            return Err(unavailable("the broker did not answer the send"));
+            return Err(unavailable(
+                "the connection was lost before the broker answered the send",
+            ));
         };
         match sent {
             Ok(AmqpSendOutcome::Accepted) => Ok(()),
