@@ -201,6 +201,7 @@ fn dev() -> ExitCode {
         match host::start_dev(config, shutdown).await {
             Ok(system) => {
                 system.stopped().await;
+                runtime::launch::close_stores().await;
                 tracing::info!("stopped");
                 ExitCode::SUCCESS
             }

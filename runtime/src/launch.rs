@@ -218,6 +218,13 @@ async fn load_secrets(
     Ok(Some(Arc::new(secrets)))
 }
 
+/// Closes what the functions' stores hold open, once they have stopped and before the
+/// async runtime goes (see [`crate::store::mongo::shutdown`]).
+pub async fn close_stores() {
+    #[cfg(feature = "mongodb")]
+    crate::store::mongo::shutdown().await;
+}
+
 /// Runs `F` as this process's only function: reads and validates all config before binding
 /// a port, serves until SIGTERM/SIGINT, drains, and exits 0. Config problems exit 2, each
 /// naming its variable.
@@ -232,6 +239,9 @@ fn run_registered(function: &Registration) -> ExitCode {
     let mut reader = EnvReader::new(&env);
     let host = HostConfig::from_env(&mut reader);
     let config = function.read_config(&mut reader);
+    if !crate::deployed::local(&mut reader) {
+        crate::deployed::check(&mut reader, &function.deployment(), &host);
+    }
     if let Err(e) = reader.finish() {
         eprintln!("{name}: {e}");
         return ExitCode::from(2);
@@ -268,6 +278,7 @@ fn run_registered(function: &Registration) -> ExitCode {
         match start(function, &host, config, listener, broker, shutdown).await {
             Ok(running) => {
                 running.stopped().await;
+                close_stores().await;
                 info!(function = name, "stopped");
                 ExitCode::SUCCESS
             }

@@ -87,6 +87,7 @@ pub mod cause;
 pub mod client;
 pub mod config;
 pub mod deploy;
+pub mod deployed;
 pub mod dispatch;
 pub mod function;
 pub mod gateway;

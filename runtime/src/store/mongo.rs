@@ -181,7 +181,28 @@ impl MongoSettings {
         options.server_selection_timeout = Some(self.timeout);
         options.connect_timeout = Some(self.timeout);
         let client = Client::with_options(options).map_err(|e| classify(&e))?;
-        Ok(client.database(&self.database))
+        let database = client.database(&self.database);
+        // The newest client per function and database: a rotation's new client replaces
+        // the old one here, which goes once its last call has.
+        crate::sync::lock(&CLIENTS).insert(format!("{app_name}/{}", self.database), client);
+        Ok(database)
+    }
+}
+
+/// The current client of each function and database this process connected, for
+/// [`shutdown`].
+static CLIENTS: std::sync::Mutex<std::collections::BTreeMap<String, Client>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// Shuts down every MongoDB client this process connected, waiting for their operations
+/// to end and closing their connections. The host calls it once its functions have
+/// stopped, before the async runtime goes: a client whose pool worker is dropped with the
+/// runtime while a request is still in flight panics inside the driver (an `unwrap` on a
+/// closed channel in its connection requester).
+pub async fn shutdown() {
+    let clients = std::mem::take(&mut *crate::sync::lock(&CLIENTS));
+    for client in clients.into_values() {
+        client.shutdown().immediate(true).await;
     }
 }
 
