@@ -163,6 +163,7 @@ impl HostConfig {
                     settings.clone(),
                     u32::try_from(credit).unwrap_or(u32::MAX),
                     self.queue.max_message_bytes,
+                    self.queue.max_delivery_count,
                 )
                 .map_err(|source| StartError::Queue {
                     queue: "*".to_owned(),

@@ -169,6 +169,7 @@ pub mod queues {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
             delivery_count: 1,
+            last_attempt: false,
             enqueued_at: chrono::Utc::now(),
             lock_token: LockToken("test".to_owned()),
             locked_until: tokio::time::Instant::now() + Duration::from_secs(60),

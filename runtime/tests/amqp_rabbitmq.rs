@@ -66,7 +66,7 @@ fn broker(credit: u32) -> AmqpBroker {
         address_prefix: "/amq/queue/".to_owned(),
         lock_duration: Duration::from_secs(30),
     };
-    AmqpBroker::new(settings, credit, 256 * 1024).expect("broker")
+    AmqpBroker::new(settings, credit, 256 * 1024, 10).expect("broker")
 }
 
 async fn nothing_left(r: &dyn QueueReceiver) {

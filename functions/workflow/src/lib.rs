@@ -12,7 +12,9 @@
 //! redelivered message ends in the same state. Failures are classified for the host's error
 //! policy: transient ones (after the client's own retries) abandon the message for
 //! redelivery; permanent ones dead-letter it with a reason. A delivery that fails for good
-//! after its drone was assigned releases the drone first (compensation).
+//! after its drone was assigned releases the drone first (compensation), and so does one
+//! that fails transiently on its last attempt (`ReceivedMessage::last_attempt`), which the
+//! broker dead-letters next.
 
 pub mod steps;
 

@@ -67,7 +67,13 @@ impl Processor {
             Operation::Delivery => {
                 let m = decode::<DeliveryMessage>(&message)?;
                 runtime::trace::annotate("delivery_id", &m.delivery_id);
-                self.deliver(m, &trace).instrument(span).await
+                let drone_path = format!("/api/dronedeliveries/{}", path_segment(&m.delivery_id));
+                match self.deliver(m, &trace).instrument(span).await {
+                    Err(MessageError::Transient(detail)) if message.last_attempt => {
+                        Err(self.give_up(&drone_path, detail, &trace).await)
+                    }
+                    other => other,
+                }
             }
             Operation::Cancel => {
                 let m = decode::<CancelMessage>(&message)?;
@@ -179,6 +185,32 @@ impl Processor {
                         "delivery answered {status} ({detail}); drone {} was released",
                         assigned.drone_id
                     ),
+                ))
+            }
+        }
+    }
+
+    /// The last attempt failed transiently: the broker dead-letters the message next, and
+    /// nothing would ever free a drone assigned by an earlier attempt (or by this one, if
+    /// its answer was lost). Release it now; the error stays transient so the broker counts
+    /// the delivery and dead-letters the message as over its delivery count.
+    async fn give_up(
+        &self,
+        drone_path: &str,
+        detail: String,
+        trace: &TraceContext,
+    ) -> MessageError {
+        match self.release_drone(drone_path, trace).await {
+            Ok(()) => {
+                warn!(error = %detail, "last attempt failed; drone released before the message is dead-lettered");
+                MessageError::Transient(format!(
+                    "{detail}; last attempt, so the drone was released"
+                ))
+            }
+            Err(e) => {
+                tracing::error!(error = %detail, release_error = %e, "last attempt failed and the drone could not be released");
+                MessageError::Transient(format!(
+                    "{detail}; last attempt, and releasing the drone failed too: {e}"
                 ))
             }
         }

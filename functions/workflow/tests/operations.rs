@@ -136,6 +136,25 @@ async fn transient_delivery_failures_abandon_and_keep_the_drone() {
 }
 
 #[tokio::test]
+async fn a_transient_failure_on_the_last_attempt_releases_the_drone() {
+    let b = Backends::start().await;
+    let p = b.processor();
+    b.faults.fail_delivery_put(503, u32::MAX);
+    let mut last = received(Some("delivery"), &body(&delivery_body("d1")));
+    last.last_attempt = true;
+    let err = p.handle(last).await.unwrap_err();
+    // Still transient, so the broker dead-letters it as over its delivery count...
+    assert!(matches!(err, MessageError::Transient(_)), "{err:?}");
+    // ...and nothing is left holding the drone.
+    assert_eq!(
+        b.delete(&b.config.dronescheduler_url, "/api/dronedeliveries/d1")
+            .await,
+        404,
+        "the drone was released"
+    );
+}
+
+#[tokio::test]
 async fn a_permanent_delivery_failure_releases_the_drone_then_dead_letters() {
     let b = Backends::start().await;
     let p = b.processor();

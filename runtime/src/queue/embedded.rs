@@ -34,13 +34,19 @@ struct Stored {
 }
 
 impl Stored {
-    fn received(&self, lock_token: LockToken, locked_until: Instant) -> ReceivedMessage {
+    fn received(
+        &self,
+        lock_token: LockToken,
+        locked_until: Instant,
+        max_delivery_count: u32,
+    ) -> ReceivedMessage {
         ReceivedMessage {
             message_id: self.message_id.clone(),
             content_type: self.content_type.clone(),
             body: self.body.clone(),
             properties: self.properties.clone(),
             delivery_count: self.delivery_count,
+            last_attempt: self.delivery_count >= max_delivery_count,
             enqueued_at: self.enqueued_at,
             lock_token,
             locked_until,
@@ -161,7 +167,11 @@ impl EmbeddedQueue {
                 "the message was delivered {} times, the queue's max delivery count",
                 msg.delivery_count
             );
-            let message = msg.received(LockToken(String::new()), Instant::now());
+            let message = msg.received(
+                LockToken(String::new()),
+                Instant::now(),
+                self.settings.max_delivery_count,
+            );
             st.dead.push(DeadLetter {
                 message,
                 reason: MAX_DELIVERY_COUNT_EXCEEDED.to_owned(),
@@ -218,7 +228,7 @@ impl EmbeddedQueue {
             msg.delivery_count += 1;
             let token = LockToken(uuid::Uuid::new_v4().to_string());
             let until = now + self.settings.lock_duration;
-            out.push(msg.received(token.clone(), until));
+            out.push(msg.received(token.clone(), until, self.settings.max_delivery_count));
             st.locked.insert(token, (msg, until));
         }
         let next_expiry = st.locked.values().map(|(_, until)| *until).min();
@@ -315,7 +325,11 @@ impl QueueReceiver for EmbeddedQueue {
     ) -> Result<(), QueueError> {
         let mut st = self.state();
         let msg = self.take_locked(&mut st, lock)?;
-        let message = msg.received(lock.clone(), Instant::now());
+        let message = msg.received(
+            lock.clone(),
+            Instant::now(),
+            self.settings.max_delivery_count,
+        );
         st.dead.push(DeadLetter {
             message,
             reason: reason.to_owned(),
@@ -417,6 +431,11 @@ mod tests {
         for expected in 1..=3 {
             let m = one(&q).await;
             assert_eq!(m.delivery_count, expected);
+            assert_eq!(
+                m.last_attempt,
+                expected == 3,
+                "the third of three is the last"
+            );
             q.abandon(&m.lock_token).await.unwrap();
         }
         assert_eq!(q.active_count(), 0);

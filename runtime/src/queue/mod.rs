@@ -61,6 +61,12 @@ pub struct ReceivedMessage {
     pub properties: BTreeMap<String, String>,
     /// 1 on first delivery.
     pub delivery_count: u32,
+    /// This delivery is the last: if it fails, the broker dead-letters the message instead
+    /// of delivering it again, so a handler that holds something for the message (a drone)
+    /// gives it back now. Known where the broker counts deliveries (Service Bus, the
+    /// embedded queue); always false on a broker that does not (RabbitMQ 3.10 says only
+    /// whether a delivery is the first).
+    pub last_attempt: bool,
     pub enqueued_at: DateTime<Utc>,
     pub lock_token: LockToken,
     pub locked_until: Instant,

@@ -30,7 +30,7 @@ fn broker(double: &ServiceBusDouble, key: &str, max_message_bytes: usize) -> Amq
         address_prefix: String::new(),
         lock_duration: Duration::from_secs(300),
     };
-    AmqpBroker::new(settings, 10, max_message_bytes).expect("broker")
+    AmqpBroker::new(settings, 10, max_message_bytes, 10).expect("broker")
 }
 
 async fn start() -> ServiceBusDouble {

@@ -214,6 +214,7 @@ pub fn received(operation: Option<&str>, body: &[u8]) -> ReceivedMessage {
         body: bytes::Bytes::copy_from_slice(body),
         properties,
         delivery_count: 1,
+        last_attempt: false,
         enqueued_at: chrono_now(),
         lock_token: runtime::queue::LockToken("t".into()),
         locked_until: tokio::time::Instant::now() + Duration::from_secs(60),

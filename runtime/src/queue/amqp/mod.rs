@@ -27,15 +27,19 @@ pub struct AmqpBroker {
     connection: Arc<Connection>,
     credit: u32,
     max_message_bytes: usize,
+    max_delivery_count: u32,
 }
 
 impl AmqpBroker {
     /// A broker that connects on first use. `credit` bounds how many messages a receiver
-    /// holds unsettled (the pump's handlers plus prefetch).
+    /// holds unsettled (the pump's handlers plus prefetch); `max_delivery_count` is the
+    /// queues' (`QUEUE_MAX_DELIVERY_COUNT`, matching what infra/ sets on Service Bus), which
+    /// tells a handler its last attempt.
     pub fn new(
         settings: AmqpSettings,
         credit: u32,
         max_message_bytes: usize,
+        max_delivery_count: u32,
     ) -> Result<Self, QueueError> {
         crate::tls::install_provider();
         let tokens = TokenSource::for_auth(&settings.auth).map_err(QueueError::unavailable_from)?;
@@ -43,6 +47,7 @@ impl AmqpBroker {
             connection: Arc::new(Connection::new(settings, tokens)),
             credit,
             max_message_bytes,
+            max_delivery_count,
         })
     }
 }
@@ -61,6 +66,7 @@ impl Broker for AmqpBroker {
             self.connection.clone(),
             queue,
             self.credit,
+            self.max_delivery_count,
         )))
     }
 }

@@ -48,6 +48,9 @@ pub struct AmqpQueueReceiver {
     connection: Arc<Connection>,
     queue: String,
     credit: u32,
+    /// The queue's max delivery count, where the broker's delivery counts can be compared
+    /// with it (Service Bus).
+    max_delivery_count: Option<u32>,
     link: Mutex<Option<Arc<ReceiverLink>>>,
     /// Received messages not yet settled, by lock token.
     unsettled: std::sync::Mutex<HashMap<LockToken, Unsettled>>,
@@ -83,12 +86,20 @@ struct Unsettled {
 }
 
 impl AmqpQueueReceiver {
-    /// `credit`: at most this many messages delivered and not yet settled.
-    pub fn new(connection: Arc<Connection>, queue: &str, credit: u32) -> Self {
+    /// `credit`: at most this many messages delivered and not yet settled;
+    /// `max_delivery_count`: the queue's, as configured on Service Bus.
+    pub fn new(
+        connection: Arc<Connection>,
+        queue: &str,
+        credit: u32,
+        max_delivery_count: u32,
+    ) -> Self {
+        let counts = connection.settings.is_service_bus();
         Self {
             connection,
             queue: queue.to_owned(),
             credit: credit.max(1),
+            max_delivery_count: counts.then_some(max_delivery_count),
             link: Mutex::new(None),
             unsettled: std::sync::Mutex::new(HashMap::new()),
             ready: std::sync::Mutex::new(VecDeque::new()),
@@ -273,6 +284,9 @@ impl AmqpQueueReceiver {
             body: d.body,
             properties: d.properties,
             delivery_count,
+            last_attempt: self
+                .max_delivery_count
+                .is_some_and(|max| delivery_count >= max),
             enqueued_at: d.enqueued_at,
             lock_token: token,
             locked_until: Instant::now() + locked_for,
