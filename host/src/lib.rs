@@ -6,6 +6,7 @@
 pub mod images;
 pub mod infra;
 pub mod manifests;
+pub mod processes;
 pub mod scaffold;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

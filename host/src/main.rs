@@ -42,6 +42,10 @@ enum Command {
     /// Route requests to functions running elsewhere by their declared path prefixes, as
     /// the cluster's interceptor (every prefix) or ingress (`--public`) does.
     Gateway(GatewayArgs),
+    /// Print, as JSON, how to run each function as its own process: its port and its
+    /// callees' URLs on the `DEV_*` ports, the gateways' arguments and the queues to declare
+    /// (scripts/dev --processes runs it).
+    Processes,
 }
 
 #[derive(Debug, Args)]
@@ -175,6 +179,27 @@ fn main() -> ExitCode {
         Command::Gateway(args) => gateway(args),
         Command::New(args) => new_function(&args),
         Command::Functions(args) => functions(&args),
+        Command::Processes => processes(),
+    }
+}
+
+fn processes() -> ExitCode {
+    let mut reader = runtime::EnvReader::new(&ProcessEnv);
+    let options = host::DevOptions::from_env(&mut reader);
+    if let Err(e) = reader.finish() {
+        eprintln!("fabrikam processes: {e}");
+        return ExitCode::from(2);
+    }
+    let plan = host::processes::plan(&manifests::declarations(), &options);
+    match serde_json::to_string_pretty(&plan) {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("fabrikam processes: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
