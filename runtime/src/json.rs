@@ -4,8 +4,16 @@
 //! packageInfo.size must be one of ...", so bodies are parsed to a [`Value`] and read with a
 //! [`Validator`]. Keys match exactly first, then ignoring ASCII case, because the reference
 //! clients talk to ASP.NET services that bind names case-insensitively.
+//!
+//! Scalars are read as the reference's binders read them (Jackson's defaults in its Java
+//! ingestion, Json.NET's in its ASP.NET services), so its clients keep working: a number or
+//! boolean may come as a JSON string (`"2.5"`, `"true"`), a string field takes a number or
+//! boolean as its text, a boolean takes 0 or 1, and a timestamp may be epoch milliseconds
+//! (what Jackson writes for a `Date` by default) or ISO 8601 without an offset (UTC) or as a
+//! date alone. What the reference bound but failed on later (a negative weight, an unknown
+//! enum name) is still an error here.
 
-use chrono::{DateTime, FixedOffset};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone as _, Utc};
 use serde_json::{Map, Value};
 
 use crate::problem::{ApiError, FieldError};
@@ -170,6 +178,9 @@ impl Validator {
                 None
             }
             Some(Value::String(s)) => Some(s.clone()),
+            // Jackson and Json.NET bind a scalar to a string field as its text.
+            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(Value::Bool(b)) => Some(b.to_string()),
             Some(_) => {
                 self.error(Some(obj), key, "must be a string");
                 None
@@ -177,15 +188,27 @@ impl Validator {
         }
     }
 
+    /// `true` or `false`, also as a string (any case) or as the integer 0 or 1.
     pub fn boolean(&mut self, obj: &Obj<'_>, key: &str) -> Option<bool> {
-        match Self::lookup(obj, &[key]) {
-            None => None,
+        let parsed = match Self::lookup(obj, &[key]) {
+            None => return None,
             Some(Value::Bool(b)) => Some(*b),
-            Some(_) => {
-                self.error(Some(obj), key, "must be true or false");
-                None
-            }
+            Some(Value::String(s)) => match s.trim() {
+                t if t.eq_ignore_ascii_case("true") => Some(true),
+                t if t.eq_ignore_ascii_case("false") => Some(false),
+                _ => None,
+            },
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(0) => Some(false),
+                Some(1) => Some(true),
+                _ => None,
+            },
+            Some(_) => None,
+        };
+        if parsed.is_none() {
+            self.error(Some(obj), key, "must be true or false");
         }
+        parsed
     }
 
     /// A finite number no smaller than `min`.
@@ -195,16 +218,24 @@ impl Validator {
                 self.missing(obj, key, required);
                 None
             }
-            Some(Value::Number(n)) => match n.as_f64() {
-                Some(x) if x.is_finite() && x >= min => Some(x),
-                _ => {
-                    self.error(Some(obj), key, format!("must be a number >= {min}"));
-                    None
+            Some(value) => {
+                let number = match value {
+                    Value::Number(n) => n.as_f64(),
+                    // A number sent as a string, as Jackson and Json.NET read it.
+                    Value::String(s) => s.trim().parse::<f64>().ok(),
+                    _ => None,
+                };
+                match number {
+                    Some(x) if x.is_finite() && x >= min => Some(x),
+                    Some(_) => {
+                        self.error(Some(obj), key, format!("must be a number >= {min}"));
+                        None
+                    }
+                    None => {
+                        self.error(Some(obj), key, "must be a number");
+                        None
+                    }
                 }
-            },
-            Some(_) => {
-                self.error(Some(obj), key, "must be a number");
-                None
             }
         }
     }
@@ -225,7 +256,7 @@ impl Validator {
         }
     }
 
-    /// An RFC 3339 timestamp.
+    /// A timestamp: RFC 3339, or as Jackson reads a `Date` (see the module's doc).
     pub fn timestamp(
         &mut self,
         obj: &Obj<'_>,
@@ -237,9 +268,9 @@ impl Validator {
                 self.missing(obj, key, required);
                 None
             }
-            Some(Value::String(s)) => match DateTime::parse_from_rfc3339(s.trim()) {
-                Ok(t) => Some(t),
-                Err(_) => {
+            Some(value) => match parse_timestamp(value) {
+                Some(t) => Some(t),
+                None => {
                     self.error(
                         Some(obj),
                         key,
@@ -248,10 +279,6 @@ impl Validator {
                     None
                 }
             },
-            Some(_) => {
-                self.error(Some(obj), key, "must be an RFC 3339 timestamp string");
-                None
-            }
         }
     }
 
@@ -320,6 +347,36 @@ impl Validator {
     }
 }
 
+/// RFC 3339; ISO 8601 with an offset without its colon (`+0000`), or without an offset
+/// (UTC), or a date alone (midnight UTC); or epoch milliseconds, as a number or a string.
+fn parse_timestamp(value: &Value) -> Option<DateTime<FixedOffset>> {
+    let utc = |t: DateTime<Utc>| t.fixed_offset();
+    let from_millis = |ms: i64| Utc.timestamp_millis_opt(ms).single().map(utc);
+    match value {
+        Value::Number(n) => from_millis(n.as_i64()?),
+        Value::String(s) => {
+            let s = s.trim();
+            if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+                return Some(t);
+            }
+            if let Ok(t) = DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z") {
+                return Some(t);
+            }
+            if let Ok(t) = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f") {
+                return Some(utc(t.and_utc()));
+            }
+            if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+                return Some(utc(d.and_hms_opt(0, 0, 0)?.and_utc()));
+            }
+            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+                return from_millis(s.parse().ok()?);
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,6 +440,65 @@ mod tests {
             Some("b")
         );
         assert!(v.finish().is_ok());
+    }
+
+    #[test]
+    fn scalars_are_read_as_the_reference_binders_read_them() {
+        let body = json!({
+            "expedited": "TRUE", "flag": 0, "weight": " 2.5 ", "ownerId": 42, "tag": false,
+            "millis": 1_764_237_600_000_i64, "millisText": "1764237600000",
+            "noOffset": "2025-11-27T10:00:00.000", "jacksonOffset": "2025-11-27T10:00:00.000+0000",
+            "dateOnly": "2026-11-27"
+        });
+        let mut v = Validator::new();
+        let root = v.root(&body).unwrap();
+        assert_eq!(v.boolean(&root, "expedited"), Some(true));
+        assert_eq!(v.boolean(&root, "flag"), Some(false));
+        assert_eq!(v.number(&root, "weight", 0.0, true), Some(2.5));
+        assert_eq!(v.string(&root, &["ownerId"], true).as_deref(), Some("42"));
+        assert_eq!(v.string(&root, &["tag"], false).as_deref(), Some("false"));
+        let ten = DateTime::parse_from_rfc3339("2025-11-27T10:00:00Z").unwrap();
+        for key in ["millis", "millisText", "noOffset", "jacksonOffset"] {
+            assert_eq!(v.timestamp(&root, key, true), Some(ten), "{key}");
+        }
+        let midnight = DateTime::parse_from_rfc3339("2026-11-27T00:00:00Z").unwrap();
+        assert_eq!(v.timestamp(&root, "dateOnly", true), Some(midnight));
+        assert!(v.finish().is_ok());
+    }
+
+    #[test]
+    fn what_no_binder_reads_is_still_named() {
+        let body = json!({
+            "expedited": "yes", "flag": 2, "weight": "heavy", "negative": "-1", "nan": "NaN",
+            "ownerId": {"id": 1}, "when": "tomorrow", "fraction": 1.5
+        });
+        let mut v = Validator::new();
+        let root = v.root(&body).unwrap();
+        assert_eq!(v.boolean(&root, "expedited"), None);
+        assert_eq!(v.boolean(&root, "flag"), None);
+        assert_eq!(v.number(&root, "weight", 0.0, true), None);
+        assert_eq!(v.number(&root, "negative", 0.0, true), None);
+        assert_eq!(v.number(&root, "nan", 0.0, true), None);
+        assert_eq!(v.string(&root, &["ownerId"], true), None);
+        assert_eq!(v.timestamp(&root, "when", true), None);
+        assert_eq!(v.timestamp(&root, "fraction", true), None);
+        let Err(ApiError::Validation(errors)) = v.finish() else {
+            panic!()
+        };
+        let names: Vec<_> = errors.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "expedited",
+                "flag",
+                "weight",
+                "negative",
+                "nan",
+                "ownerId",
+                "when",
+                "fraction"
+            ]
+        );
     }
 
     #[test]

@@ -99,6 +99,63 @@ async fn client_delivery_ids_are_ignored_and_reference_forms_accepted() {
 }
 
 #[tokio::test]
+async fn requests_shaped_as_the_reference_clients_sent_them_mean_the_same() {
+    let (c, q) = setup();
+    let requests: Value =
+        serde_json::from_str(include_str!("fixtures/reference_client_requests.json")).unwrap();
+
+    let r = c
+        .json(
+            Method::POST,
+            "/api/deliveryrequests",
+            &requests["jacksonObjectMapper"],
+        )
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.json());
+    let sent: Value = serde_json::from_slice(&drain(&q).await[0].body).unwrap();
+    assert_eq!(
+        sent["pickupTime"], "2025-11-27T10:00:00Z",
+        "epoch milliseconds"
+    );
+    assert_eq!(sent["expedited"], false);
+    assert_eq!(sent["dropoffLocation"], "Austin");
+    assert_eq!(
+        sent["packageInfo"],
+        json!({"packageId": "0f0c4c8e-7b4a-4c57-9a53-1d5c1d0c6a7b", "size": "Large", "weight": 0.0})
+    );
+
+    let r = c
+        .json(
+            Method::POST,
+            "/api/deliveryrequests",
+            &requests["scalarsAsStrings"],
+        )
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.json());
+    let sent: Value = serde_json::from_slice(&drain(&q).await[0].body).unwrap();
+    assert_eq!(sent["ownerId"], "1234");
+    assert_eq!(sent["expedited"], true);
+    assert_eq!(sent["pickupTime"], "2025-11-27T10:00:00Z");
+    assert_eq!(sent["packageInfo"]["weight"], 2.5);
+}
+
+#[tokio::test]
+async fn what_the_reference_bound_but_failed_on_later_stays_a_400() {
+    let (c, q) = setup();
+    let mut body = fixture();
+    body["packageInfo"]["weight"] = json!("-1");
+    body["packageInfo"]["size"] = json!("Huge");
+    body["expedited"] = json!("maybe");
+    let r = c.json(Method::POST, "/api/deliveryrequests", &body).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.problem_fields(),
+        ["expedited", "packageInfo.size", "packageInfo.weight"]
+    );
+    assert!(drain(&q).await.is_empty());
+}
+
+#[tokio::test]
 async fn missing_and_bad_fields_are_400_naming_each_and_nothing_is_sent() {
     let (c, q) = setup();
     let r = c
@@ -283,7 +340,7 @@ async fn patch_enqueues_a_reschedule_with_only_given_fields() {
         .json(
             Method::PATCH,
             "/api/deliveryrequests/d-42",
-            &json!({"pickupTime": 5}),
+            &json!({"pickupTime": true}),
         )
         .await;
     assert_eq!(bad.problem_fields(), ["pickupTime"]);

@@ -1,7 +1,8 @@
 //! The package function: HTTP trigger over a package store.
 //!
 //! - `GET /api/packages/{id}` -> 200 {id, size, weight, tag} | 404
-//! - `PUT /api/packages/{id}` {size, weight, tag, ownerId?} -> 201 | 204 | 400 | 429 | 503
+//! - `PUT /api/packages/{id}` {size, weight, tag, ownerId?} -> 201 (the stored package and
+//!   its `Location`) | 204 | 400 | 429 | 503
 //! - `PATCH /api/packages/{id}` -> 204 | 404 | 400, a partial update
 //! - `GET /api/packages/summary/{ownerId}` -> 200 {totalWeight}, summed from stored packages
 
@@ -11,10 +12,11 @@ pub mod store;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use contracts::PackageSize;
+use runtime::client::path_segment;
 use runtime::deploy::{self, Deployment, Output};
 use runtime::http::Json;
 use runtime::json::Validator;
@@ -182,11 +184,13 @@ async fn get_package(State(store): Store, Path(id): Path<String>) -> Result<Resp
     }
 }
 
+/// PUT: 201 with the stored package and its `Location` (what the reference answered, and
+/// its workflow read the body), or 204 when it replaced one.
 async fn put_package(
     State(store): Store,
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let fields = read_package(&id, &body, true)?;
     let Some(PackagePatch {
         size: Some(size),
@@ -204,9 +208,17 @@ async fn put_package(
         tag,
         owner_id,
     };
-    Ok(match store.upsert(record).await? {
-        Upsert::Created => StatusCode::CREATED,
-        Upsert::Updated => StatusCode::NO_CONTENT,
+    Ok(match store.upsert(record.clone()).await? {
+        Upsert::Created => {
+            let location = format!("/api/packages/{}", path_segment(&record.id));
+            let mut response =
+                (StatusCode::CREATED, Json(PackageView::from(&record))).into_response();
+            if let Ok(location) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            response
+        }
+        Upsert::Updated => StatusCode::NO_CONTENT.into_response(),
     })
 }
 

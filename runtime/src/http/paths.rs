@@ -1,9 +1,10 @@
-//! Case-insensitive path matching.
+//! Case-insensitive path matching, and a trailing slash ignored.
 //!
-//! The reference services are ASP.NET, whose routing ignores case, and its clients call
-//! `/api/Deliveries/...` and `/api/DroneDeliveries/...`. Lower-casing whole paths would
-//! corrupt ids, so each request path is compared with the declared templates and only the
-//! literal segments are rewritten to the template's spelling.
+//! The reference services are ASP.NET (and Koa, Spring), whose routing ignores case and a
+//! trailing slash, and its clients call `/api/Deliveries/...` and `/api/DroneDeliveries/...`.
+//! Lower-casing whole paths would corrupt ids, so each request path is compared with the
+//! declared templates and only the literal segments are rewritten to the template's
+//! spelling; a trailing slash is dropped from a path that matches one.
 
 use axum::extract::Request;
 use http::Uri;
@@ -53,10 +54,13 @@ impl PathTemplates {
                     Segment::Literal(l) => l.eq_ignore_ascii_case(seg),
                 })
         };
-        if self.templates.iter().any(|t| matches(t, true)) {
+        // `/api/packages/42/` is `/api/packages/42`, as the reference's frameworks route it.
+        let trailing_slash = path.len() > 1 && path.ends_with('/');
+        let exact = self.templates.iter().find(|t| matches(t, true));
+        if exact.is_some() && !trailing_slash {
             return None;
         }
-        let template = self.templates.iter().find(|t| matches(t, false))?;
+        let template = exact.or_else(|| self.templates.iter().find(|t| matches(t, false)))?;
         let rewritten: Vec<&str> = template
             .iter()
             .zip(&segments)
@@ -69,9 +73,6 @@ impl PathTemplates {
         for s in rewritten {
             out.push('/');
             out.push_str(s);
-        }
-        if path.ends_with('/') && out.len() > 1 {
-            out.push('/');
         }
         Some(out)
     }
@@ -139,6 +140,21 @@ mod tests {
             "an id that looks like a word stays"
         );
         assert_eq!(t.canonical_path("/nothing/here"), None);
+    }
+
+    #[test]
+    fn a_trailing_slash_is_dropped_from_a_matching_path() {
+        let t = templates();
+        assert_eq!(
+            t.canonical_path("/api/deliveries/AbC-1/").as_deref(),
+            Some("/api/deliveries/AbC-1")
+        );
+        assert_eq!(
+            t.canonical_path("/API/Deliveries/AbC-1/Status/").as_deref(),
+            Some("/api/deliveries/AbC-1/status")
+        );
+        assert_eq!(t.canonical_path("/nothing/here/"), None);
+        assert_eq!(t.canonical_path("/"), None);
     }
 
     #[test]
