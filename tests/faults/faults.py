@@ -15,7 +15,8 @@ Checks after every scenario (each a failure when broken):
   - the drones' load is exactly their assignments (none held by nobody);
   - the dead-letter queue holds only the scenario's poison messages, each with a reason;
   - no secret appears in any process's log;
-  - without a fault: no message processed twice and no AMQP connection lost.
+  - without a fault: no message processed twice, no AMQP connection lost, and no warning or
+    error logged by any function (a session or link closed by the broker would be one).
 Messages processed more than once are counted and listed with the reason the logs give.
 """
 import argparse
@@ -449,6 +450,13 @@ class Suite:
             twice[delivery] = why
         return twice
 
+    def warnings(self, offsets):
+        """Every WARN or ERROR line the functions logged (a session or link the broker closed,
+        a settlement that failed, a retried send), as "function: message"."""
+        return [f"{name}: {line.get('message')}" for name in self.system.functions
+                for line in self.log_lines(name, offsets)
+                if line.get("level") in ("WARN", "ERROR")]
+
     def connection_losses(self, offsets):
         return sum(1 for name in ("ingestion", "workflow")
                    for line in self.log_lines(name, offsets)
@@ -511,6 +519,10 @@ class Suite:
             problems.append(f"{len(twice)} deliveries processed twice without a fault")
         if faultless and losses:
             problems.append(f"{losses} AMQP connections lost without a fault")
+        warned = self.warnings(offsets) if faultless else []
+        if warned:
+            problems.append(f"{len(warned)} warnings or errors logged without a fault, e.g. "
+                            f"{sorted(set(warned))[:3]}")
         # The system heals by itself: once the fault is over, every request is accepted again.
         tail = [r for r in load.results if r["at"] >= seconds - RECOVERED_FOR]
         refused = [r["status"] for r in tail if r["status"] != 202]
@@ -648,8 +660,9 @@ def write_report(suite, path, command, elapsed):
         "Checked after every scenario: every delivery that got a 202 is readable with a drone "
         "and the stage Created; the drones' load is exactly their assignments; the dead-letter "
         "queue holds only the poison messages, each with a reason; no secret (the broker's and "
-        "Redis's passwords) is in any log. Without a fault, nothing may be processed twice and "
-        "no AMQP connection may drop.",
+        "Redis's passwords) is in any log. Without a fault, nothing may be processed twice, "
+        "no AMQP connection may drop and no function may log a warning or an error (a session "
+        "or link the broker closed is one).",
         "",
         "| Scenario | Fault | Sent | 202 | Other answers | Lost | Leaked load | Dead letters "
         "(reasons) | Processed twice | POST p50 / max | Result |",
