@@ -17,7 +17,7 @@
 
 use async_trait::async_trait;
 use mongodb::Collection;
-use mongodb::bson::doc;
+use mongodb::bson::{Document, doc};
 use rand::seq::SliceRandom;
 use runtime::store::StoreError;
 use runtime::store::mongo::{MongoDatabase, ensure_index, failed};
@@ -37,6 +37,13 @@ struct DroneDoc {
     /// process killed between the two) is found again by its delivery.
     #[serde(default)]
     holding: Vec<String>,
+}
+
+/// Reads of drones leave out `holding`: a busy drone's list is long, and a claim needs only
+/// the id and the load. Without this, each claim read 32 drones with every delivery they
+/// held, and dronescheduler was the costliest function per delivery (docs/BENCHMARKS.md).
+fn without_holding() -> Document {
+    doc! {"holding": 0}
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -167,6 +174,7 @@ impl MongoDroneStore {
         if let Some(held) = self
             .drones()
             .find_one(doc! {"holding": delivery_id})
+            .projection(without_holding())
             .await
             .map_err(failed)?
         {
@@ -178,6 +186,7 @@ impl MongoDroneStore {
                 .find(doc! {"active": true})
                 .sort(doc! {"load": 1, "_id": 1})
                 .limit(CANDIDATES)
+                .projection(without_holding())
                 .await
                 .map_err(failed)?;
             let mut candidates = Vec::new();
