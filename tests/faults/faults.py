@@ -559,20 +559,15 @@ class Suite:
         return [(3, lambda: self.restart("workflow", signal.SIGTERM, 0.5, expect_exit=0)),
                 (7, lambda: self.restart("ingestion", signal.SIGTERM, 0.5, expect_exit=0))]
 
-    def kill_redis(self):
+    def kill_server(self, which, down):
+        """kill -9 of the `which` server ("redis" or "mongo"), started again on its data
+        `down` seconds later."""
         def fault():
-            self.servers.redis.kill()
-            self.servers.redis.wait()
-            time.sleep(5)
-            self.servers.start_redis()
-        return [(3, fault)]
-
-    def restart_mongo(self):
-        def fault():
-            self.servers.mongo.kill()
-            self.servers.mongo.wait()
-            time.sleep(3)
-            self.servers.start_mongo()
+            proc = getattr(self.servers, which)
+            proc.kill()
+            proc.wait()
+            time.sleep(down)
+            getattr(self.servers, f"start_{which}")()
         return [(3, fault)]
 
     def kill_broker(self):
@@ -618,8 +613,8 @@ class Suite:
             ("no fault", "none", lambda: [], {"faultless": True}),
             ("kill -9 of each function in turn, twice", "each function killed and restarted 1 s later", self.kills, {"seconds": 20}),
             ("SIGTERM under load", "workflow, then ingestion, stopped gracefully and restarted", self.sigterms, {}),
-            ("kill -9 of Redis", "Redis (AOF, fsync always) killed, restarted 5 s later", self.kill_redis, {}),
-            ("restart of the MongoDB-compatible server", "killed, restarted 3 s later on its storage", self.restart_mongo, {}),
+            ("kill -9 of Redis", "Redis (AOF, fsync always) killed, restarted 5 s later", lambda: self.kill_server("redis", 5), {}),
+            ("restart of the MongoDB-compatible server", "killed, restarted 3 s later on its storage", lambda: self.kill_server("mongo", 3), {}),
             ("kill -9 of the broker", "RabbitMQ node killed, restarted 5 s later", self.kill_broker, {"seconds": 25}),
             ("a downstream answering 5xx half the time", "the workflow's calls to delivery through a proxy that answers 503 to half", None, {}),
             ("blackhole: the broker", "packets to and from RabbitMQ dropped for 10 s (ingestion and workflow)", lambda: self.blackhole(RABBIT_PORT, 10), {"seconds": 20}),
