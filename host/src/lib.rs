@@ -6,6 +6,7 @@
 pub mod images;
 pub mod infra;
 pub mod manifests;
+pub mod openapi;
 pub mod processes;
 pub mod scaffold;
 
@@ -111,7 +112,7 @@ impl std::fmt::Debug for DevConfig {
 /// The environment with each function's callee variables pointing at the callees' local
 /// addresses: what `fabrikam dev` wires the functions with. A variable the environment
 /// sets itself wins (a callee running elsewhere), and is checked like any other.
-struct Wired {
+pub(crate) struct Wired {
     urls: MapEnv,
     base: Arc<dyn Env>,
 }
@@ -123,7 +124,7 @@ impl Env for Wired {
 }
 
 impl Wired {
-    fn new(base: Arc<dyn Env>, addr_of: impl Fn(&str) -> Option<SocketAddr>) -> Self {
+    pub(crate) fn new(base: Arc<dyn Env>, addr_of: impl Fn(&str) -> Option<SocketAddr>) -> Self {
         let mut urls = MapEnv::new();
         for f in functions() {
             for (callee, variable) in f.deployment().callees() {
@@ -136,7 +137,7 @@ impl Wired {
     }
 
     /// Each function's config, in registry order, every problem recorded in `r`.
-    fn read(&self) -> Result<Vec<FunctionConfig>, ConfigError> {
+    pub(crate) fn read(&self) -> Result<Vec<FunctionConfig>, ConfigError> {
         let mut r = EnvReader::new(self);
         let configs = functions().iter().map(|f| f.read_config(&mut r)).collect();
         r.finish().map(|()| configs)

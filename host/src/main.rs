@@ -3,6 +3,7 @@
 //! - `fabrikam manifests`: the Kubernetes and KEDA manifests of an environment.
 //! - `fabrikam images`: one OCI image per function, without a container engine.
 //! - `fabrikam functions`: the registered functions, one per line, for scripts.
+//! - `fabrikam openapi`: the HTTP functions' OpenAPI documents, written to docs/openapi/.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +43,8 @@ enum Command {
     /// Route requests to functions running elsewhere by their declared path prefixes, as
     /// the cluster's interceptor (every prefix) or ingress (`--public`) does.
     Gateway(GatewayArgs),
+    /// Write each HTTP function's OpenAPI 3.1 document, and the public API's, from the code.
+    Openapi(OpenapiArgs),
     /// Print, as JSON, how to run each function as its own process: its port and its
     /// callees' URLs on the `DEV_*` ports, the gateways' arguments and the queues to declare
     /// (scripts/dev --processes runs it).
@@ -62,6 +65,16 @@ struct NewArgs {
     /// The workspace root.
     #[arg(long, default_value = ".")]
     workspace: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct OpenapiArgs {
+    /// Where to write.
+    #[arg(long, default_value = "docs/openapi")]
+    out: PathBuf,
+    /// Write nothing; fail if the folder differs from what would be written.
+    #[arg(long)]
+    check: bool,
 }
 
 #[derive(Debug, Args)]
@@ -180,6 +193,52 @@ fn main() -> ExitCode {
         Command::New(args) => new_function(&args),
         Command::Functions(args) => functions(&args),
         Command::Processes => processes(),
+        Command::Openapi(args) => openapi(&args),
+    }
+}
+
+fn openapi(args: &OpenapiArgs) -> ExitCode {
+    let Some(runtime) = async_runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let apis = match runtime.block_on(host::openapi::function_apis()) {
+        Ok(apis) => apis,
+        Err(e) => {
+            eprintln!("fabrikam openapi: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let docs = match host::openapi::documents(&apis) {
+        Ok(docs) => docs,
+        Err(e) => {
+            eprintln!("fabrikam openapi: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.check {
+        let problems = host::openapi::differences(&args.out, &docs);
+        for p in &problems {
+            eprintln!("fabrikam openapi: {p}");
+        }
+        if problems.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            eprintln!("fabrikam openapi: run `cargo run -p host -- openapi` and commit the result");
+            ExitCode::FAILURE
+        }
+    } else {
+        match host::openapi::write(&args.out, &docs) {
+            Ok(()) => {
+                for doc in &docs {
+                    println!("{}", host::openapi::file_of(&args.out, doc).display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("fabrikam openapi: {}: {e}", args.out.display());
+                ExitCode::FAILURE
+            }
+        }
     }
 }
 

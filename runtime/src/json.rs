@@ -86,6 +86,18 @@ macro_rules! named_enum {
             }
         }
 
+        impl $crate::openapi::utoipa::PartialSchema for $name {
+            fn schema() -> $crate::openapi::utoipa::openapi::RefOr<$crate::openapi::utoipa::openapi::schema::Schema> {
+                $crate::openapi::named_enum_schema::<Self>()
+            }
+        }
+
+        impl $crate::openapi::utoipa::ToSchema for $name {
+            fn name() -> ::std::borrow::Cow<'static, str> {
+                ::std::borrow::Cow::Borrowed(stringify!($name))
+            }
+        }
+
         impl ::std::fmt::Display for $name {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str($crate::json::NamedEnum::name(*self))

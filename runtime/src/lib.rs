@@ -96,6 +96,7 @@ pub mod http;
 pub mod json;
 pub mod launch;
 pub mod lifecycle;
+pub mod openapi;
 pub mod problem;
 pub mod queue;
 pub mod registry;

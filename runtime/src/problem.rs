@@ -16,7 +16,7 @@ use crate::store::StoreError;
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// One invalid field of a request body or query.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// The field's JSON name, dotted for nested fields (`packageInfo.size`).
     pub name: String,
@@ -34,11 +34,20 @@ impl FieldError {
 }
 
 /// An RFC 9457 problem details body.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "type": "urn:fabrikam:problem:validation",
+    "title": "The request has invalid fields",
+    "status": 400,
+    "detail": "invalid: ownerId",
+    "errors": [{"name": "ownerId", "reason": "is required"}]
+}))]
 pub struct Problem {
+    /// A URN naming the kind of problem (`urn:fabrikam:problem:...`).
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub title: &'static str,
+    /// The HTTP status code.
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,

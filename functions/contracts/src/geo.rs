@@ -10,11 +10,16 @@
 use serde::{Deserialize, Serialize};
 
 /// A point: altitude (feet), latitude and longitude (decimal degrees).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"altitude": 0.0, "latitude": 47.64, "longitude": -122.13}))]
 pub struct Location {
+    /// Feet; 0 when a request leaves it out.
+    #[serde(default)]
     pub altitude: f64,
+    #[schema(minimum = -90.0, maximum = 90.0)]
     pub latitude: f64,
+    #[schema(minimum = -180.0, maximum = 180.0)]
     pub longitude: f64,
 }
 

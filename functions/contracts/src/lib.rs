@@ -34,4 +34,4 @@ pub const OPERATION: &str = "operation";
 
 pub use geo::{Location, ServiceArea, distance_miles, read_location};
 pub use message::{CancelMessage, DeliveryMessage, Operation, PackageInfo, RescheduleMessage};
-pub use period::OwnerMonth;
+pub use period::{OwnerMonth, OwnerMonthQuery};

@@ -35,12 +35,15 @@ impl Operation {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PackageInfo {
+    #[schema(pattern = "\\S")]
     pub package_id: String,
     pub size: PackageSize,
+    /// Kilograms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0.0)]
     pub weight: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
@@ -73,7 +76,7 @@ pub struct CancelMessage {
 }
 
 /// `operation = reschedule`: only the fields present change.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RescheduleMessage {
     pub delivery_id: String,

@@ -6,6 +6,23 @@ use chrono::{DateTime, Datelike, FixedOffset, Utc};
 use runtime::ApiError;
 use runtime::problem::FieldError;
 
+/// The query the summary endpoints document (read by [`OwnerMonth::from_query`], which names
+/// every bad parameter at once).
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+#[allow(dead_code)] // Documentation only.
+pub struct OwnerMonthQuery {
+    /// The owner.
+    #[param(min_length = 1)]
+    owner_id: String,
+    /// The calendar year.
+    #[param(minimum = 1, maximum = 9999)]
+    year: i32,
+    /// The month, 1 to 12.
+    #[param(minimum = 1, maximum = 12)]
+    month: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnerMonth {
     pub owner_id: String,

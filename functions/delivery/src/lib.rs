@@ -24,12 +24,13 @@ use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use contracts::requests::{DeliveryDocument, UserAccount};
-use contracts::{ConfirmationType, OwnerMonth, read_location};
+use chrono::{DateTime, FixedOffset};
+use contracts::requests::{DeliveryDocument, DeliveryPatch, UserAccount};
+use contracts::{ConfirmationType, Location, OwnerMonth, OwnerMonthQuery, read_location};
 use runtime::deploy::{Deployment, Output, Store};
 use runtime::http::Json;
 use runtime::json::Validator;
+use runtime::openapi;
 use runtime::secrets::SecretWatch;
 use runtime::store::Upsert;
 use runtime::store::redis::RedisSettings;
@@ -37,7 +38,10 @@ use runtime::{
     ApiError, App, Bindings, EnvReader, FromEnv, Function, JsonBody, Registration, Routes,
     StartError, check_id,
 };
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 pub use model::{DeliveryStage, DeliveryStatus, NotifyMeRequest, StoredDelivery, TrackingEvent};
 pub use redis_store::RedisDeliveryStore;
@@ -150,19 +154,18 @@ struct AppState {
 /// The routes over `store`.
 pub fn routes(store: Arc<dyn DeliveryStore>, config: DeliveryConfig) -> Routes {
     Routes::under(PREFIX)
-        .route("/summary", get(summary))
-        .route("/public/{id}", get(get_delivery))
-        .route(
-            "/{id}",
-            get(get_delivery)
-                .put(put_delivery)
-                .patch(patch_delivery)
-                .delete(cancel_delivery),
-        )
-        .route("/{id}/owner", get(get_owner))
-        .route("/{id}/status", get(get_status))
-        .route("/{id}/notifymerequests", post(notify_me))
-        .route("/{id}/confirmations", post(confirm))
+        .operations(routes!(summary))
+        .operations(routes!(get_public_delivery))
+        .operations(routes!(
+            get_delivery,
+            put_delivery,
+            patch_delivery,
+            cancel_delivery
+        ))
+        .operations(routes!(get_owner))
+        .operations(routes!(get_status))
+        .operations(routes!(notify_me))
+        .operations(routes!(confirm))
         .with_state(AppState {
             store,
             config: Arc::new(config),
@@ -206,6 +209,13 @@ fn cancelled(id: &str) -> ApiError {
     ApiError::Gone(format!("delivery {id} was cancelled"))
 }
 
+/// Reads a delivery (kept for 7 days once finished).
+#[utoipa::path(get, path = "/{id}", tag = "delivery", operation_id = "getDelivery",
+    params(("id" = inline(openapi::Id), Path, description = "The delivery id.")),
+    responses(
+        (status = 200, description = "The delivery.", body = DeliveryDocument),
+        (status = 404, response = openapi::NotFound),
+    ))]
 async fn get_delivery(
     State(state): AppStateOf,
     Path(id): Path<String>,
@@ -215,6 +225,27 @@ async fn get_delivery(
     Ok(Json(delivery.document))
 }
 
+/// The public route to a delivery, which the ingress serves to clients.
+#[utoipa::path(get, path = "/public/{id}", tag = "delivery", operation_id = "getPublicDelivery",
+    params(("id" = inline(openapi::Id), Path, description = "The delivery id.")),
+    responses(
+        (status = 200, description = "The delivery.", body = DeliveryDocument),
+        (status = 404, response = openapi::NotFound),
+    ))]
+async fn get_public_delivery(
+    state: AppStateOf,
+    id: Path<String>,
+) -> Result<Json<DeliveryDocument>, ApiError> {
+    get_delivery(state, id).await
+}
+
+/// Who the delivery is for.
+#[utoipa::path(get, path = "/{id}/owner", tag = "delivery", operation_id = "getDeliveryOwner",
+    params(("id" = inline(openapi::Id), Path, description = "The delivery id.")),
+    responses(
+        (status = 200, description = "The delivery's owner.", body = UserAccount),
+        (status = 404, response = openapi::NotFound),
+    ))]
 async fn get_owner(
     State(state): AppStateOf,
     Path(id): Path<String>,
@@ -224,6 +255,13 @@ async fn get_owner(
     Ok(Json(delivery.document.owner))
 }
 
+/// Where the delivery stands, from its tracking events.
+#[utoipa::path(get, path = "/{id}/status", tag = "delivery", operation_id = "getDeliveryStatus",
+    params(("id" = inline(openapi::Id), Path, description = "The delivery id.")),
+    responses(
+        (status = 200, description = "The stage, last known location and ETAs.", body = DeliveryStatus),
+        (status = 404, response = openapi::NotFound),
+    ))]
 async fn get_status(
     State(state): AppStateOf,
     Path(id): Path<String>,
@@ -285,6 +323,41 @@ fn read_document(id: &str, body: &Value) -> Result<DeliveryDocument, ApiError> {
         .ok_or_else(|| ApiError::BadRequest("the delivery is incomplete".into()))
 }
 
+/// The body of a PUT: the delivery document, whose `id` (when given) is the path's.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase", example = json!({
+    "owner": {"userId": "user-1", "accountId": "account-1"},
+    "pickup": {"latitude": 47.64, "longitude": -122.13},
+    "dropoff": {"latitude": 47.67, "longitude": -122.12},
+    "confirmationRequired": "None", "expedited": false
+}))]
+#[allow(dead_code)] // Documents the body `read_document` reads field by field.
+struct DeliveryBody {
+    /// When given, the id in the path.
+    id: Option<String>,
+    owner: UserAccount,
+    pickup: Location,
+    dropoff: Location,
+    deadline: Option<String>,
+    expedited: Option<bool>,
+    confirmation_required: ConfirmationType,
+    drone_id: Option<String>,
+    pickup_time: Option<DateTime<FixedOffset>>,
+}
+
+/// Stores a delivery: 201 when created (with a `Created` tracking event), 204 when it
+/// replaced one.
+#[utoipa::path(put, path = "/{id}", tag = "delivery", operation_id = "putDelivery",
+    params(("id" = inline(openapi::Id), Path, description = "The delivery id.")),
+    request_body(content = DeliveryBody),
+    responses(
+        (status = 201, description = "Created.",
+            links(("GetDelivery" = (operation_id = "getDelivery", parameters(("id" = "$request.path.id")))))),
+        (status = 204, description = "An existing delivery was replaced."),
+        (status = 400, response = openapi::BadRequest),
+        (status = 409, response = openapi::Conflict),
+        (status = 410, response = openapi::Gone),
+    ))]
 async fn put_delivery(
     State(state): AppStateOf,
     Path(id): Path<String>,
@@ -325,6 +398,17 @@ async fn put_delivery(
     })
 }
 
+/// Reschedules: changes the fields given and records a `Rescheduled` event.
+#[utoipa::path(patch, path = "/{id}", tag = "delivery", operation_id = "patchDelivery",
+    params(("id" = inline(openapi::Id), Path, description = "The delivery id.")),
+    request_body(content = DeliveryPatch, description = "At least one field."),
+    responses(
+        (status = 200, description = "The delivery as changed.", body = DeliveryDocument),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+        (status = 410, response = openapi::Gone),
+    ))]
 async fn patch_delivery(
     State(state): AppStateOf,
     Path(id): Path<String>,
@@ -365,6 +449,15 @@ async fn patch_delivery(
     Ok(Json(delivery.document))
 }
 
+/// Cancels: a `Cancelled` event; the data is kept 7 days. Cancelling a delivery not stored
+/// yet leaves a mark so that it is never scheduled, and answers 404.
+#[utoipa::path(delete, path = "/{id}", tag = "delivery", operation_id = "cancelDelivery",
+    params(("id" = inline(openapi::Id), Path, description = "The delivery id.")),
+    responses(
+        (status = 200, description = "The delivery's status, Cancelled.", body = DeliveryStatus),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+    ))]
 async fn cancel_delivery(
     State(state): AppStateOf,
     Path(id): Path<String>,
@@ -412,6 +505,15 @@ async fn cancel_delivery(
     )))
 }
 
+/// Asks to be notified of the delivery's progress.
+#[utoipa::path(post, path = "/{id}/notifymerequests", tag = "delivery", operation_id = "notifyMe",
+    params(("id" = inline(openapi::Id), Path, description = "The delivery id.")),
+    request_body(content = NotifyMeRequest),
+    responses(
+        (status = 204, description = "Recorded."),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+    ))]
 async fn notify_me(
     State(state): AppStateOf,
     Path(id): Path<String>,
@@ -445,6 +547,31 @@ async fn notify_me(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The body of a confirmation.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase", example = json!({
+    "dateTime": "2026-11-30T10:00:00Z", "confirmationType": "Picture",
+    "geoCoordinates": {"latitude": 47.67, "longitude": -122.12}
+}))]
+#[allow(dead_code)] // Documents the body `confirm` reads field by field.
+struct ConfirmationBody {
+    date_time: DateTime<FixedOffset>,
+    /// Where; the dropoff when absent.
+    geo_coordinates: Option<Location>,
+    confirmation_type: ConfirmationType,
+    confirmation_blob: Option<String>,
+}
+
+/// Confirms the delivery: `Completed`; the data is kept 7 days.
+#[utoipa::path(post, path = "/{id}/confirmations", tag = "delivery", operation_id = "confirmDelivery",
+    params(("id" = inline(openapi::Id), Path, description = "The delivery id.")),
+    request_body(content = ConfirmationBody),
+    responses(
+        (status = 200, description = "The delivery's status, Completed.", body = DeliveryStatus),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+    ))]
 async fn confirm(
     State(state): AppStateOf,
     Path(id): Path<String>,
@@ -503,14 +630,27 @@ async fn finish(
     Ok(())
 }
 
+/// A count of deliveries.
+#[derive(Serialize, ToSchema)]
+struct DeliveryCount {
+    count: u64,
+}
+
+/// Counts an owner's deliveries scheduled in a month.
+#[utoipa::path(get, path = "/summary", tag = "delivery", operation_id = "deliverySummary",
+    params(OwnerMonthQuery),
+    responses(
+        (status = 200, description = "The number of deliveries.", body = DeliveryCount),
+        (status = 400, response = openapi::BadRequest),
+    ))]
 async fn summary(
     State(state): AppStateOf,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeliveryCount>, ApiError> {
     let period = OwnerMonth::from_query(&q)?;
     let count = state
         .store
         .count_for_owner_month(&period.owner_id, &period.key())
         .await?;
-    Ok(Json(json!({ "count": count })))
+    Ok(Json(DeliveryCount { count }))
 }

@@ -43,20 +43,24 @@ pub struct TrackingEvent {
     pub location: Option<Location>,
 }
 
-/// `POST /api/deliveries/{id}/notifymerequests`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `POST /api/deliveries/{id}/notifymerequests`: an email address, an SMS number, or both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(min_properties = 1, example = json!({"emailAddress": "me@example.com"}))]
 pub struct NotifyMeRequest {
+    /// Must contain `@`.
+    #[schema(pattern = "@")]
     pub email_address: Option<String>,
     pub sms: Option<String>,
 }
 
 /// `GET /api/deliveries/{id}/status`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryStatus {
     pub stage: DeliveryStage,
     pub last_known_location: Option<Location>,
+    /// Absent once the delivery is finished.
     #[serde(rename = "pickupETA")]
     pub pickup_eta: Option<DateTime<FixedOffset>>,
     #[serde(rename = "deliveryETA")]

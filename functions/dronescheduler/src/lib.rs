@@ -19,13 +19,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::routing::{get, put};
 use chrono::{DateTime, FixedOffset};
-use contracts::requests::PackageDetail;
-use contracts::{Location, OwnerMonth, PackageSize, read_location};
+use contracts::requests::{DroneAssignment, PackageDetail};
+use contracts::{Location, OwnerMonth, OwnerMonthQuery, PackageSize, read_location};
 use runtime::deploy::{Deployment, Output, Store};
 use runtime::http::Json;
 use runtime::json::Validator;
+use runtime::openapi;
 use runtime::secrets::SecretWatch;
 use runtime::store::mongo::{CONNECTION_STRING_SECRET, MongoSettings};
 use runtime::store::to_completion;
@@ -34,12 +34,14 @@ use runtime::{
     StartError, check_id,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 pub use mongo_store::MongoDroneStore;
 pub use store::{DroneStore, MemoryDroneStore};
 
 /// A drone's assignment to a delivery.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Assignment {
     pub delivery_id: String,
@@ -52,7 +54,11 @@ pub struct Assignment {
     /// The pickup time, or when the drone was assigned if none was given; utilization is
     /// counted in this month.
     pub scheduled_for: DateTime<FixedOffset>,
+    /// Great-circle miles from pickup to dropoff.
+    #[schema(minimum = 0.0)]
     pub miles: f64,
+    /// Miles over the drone speed.
+    #[schema(minimum = 0.0)]
     pub hours: f64,
 }
 
@@ -169,8 +175,8 @@ struct AppState {
 /// The routes over `store`.
 pub fn routes(store: Arc<dyn DroneStore>, config: SchedulerConfig) -> Routes {
     Routes::under(PREFIX)
-        .route("/utilization", get(utilization))
-        .route("/{delivery_id}", put(assign).delete(release))
+        .operations(routes!(utilization))
+        .operations(routes!(assign, release))
         .with_state(AppState {
             store,
             speed_mph: config.speed_mph,
@@ -212,6 +218,37 @@ fn read_plan(delivery_id: &str, body: &serde_json::Value) -> Result<Plan, ApiErr
     plan.ok_or_else(|| ApiError::BadRequest("the body must be a JSON object".into()))
 }
 
+/// The body of a PUT: what to plan. On a re-plan, absent fields keep their stored values.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase", example = json!({
+    "deliveryId": "d-1", "ownerId": "owner-1",
+    "pickup": {"altitude": 0.0, "latitude": 47.64, "longitude": -122.13},
+    "dropoff": {"altitude": 0.0, "latitude": 47.67, "longitude": -122.12},
+    "packageDetails": [{"id": "pkg-1", "size": "Small"}], "expedited": false
+}))]
+#[allow(dead_code)] // Documents the body `read_plan` reads field by field.
+struct PlanBody {
+    /// When given, the id in the path.
+    delivery_id: Option<String>,
+    owner_id: Option<String>,
+    pickup: Option<Location>,
+    dropoff: Option<Location>,
+    package_details: Option<Vec<PackageDetail>>,
+    expedited: Option<bool>,
+    /// The month utilization is counted in; the time of the request when absent.
+    pickup_time: Option<DateTime<FixedOffset>>,
+}
+
+/// Assigns a drone to the delivery: the least-loaded drone of the fleet for a new one, the
+/// same drone again for a known one (a re-plan updates the route and keeps the drone).
+#[utoipa::path(put, path = "/{delivery_id}", tag = "dronescheduler", operation_id = "assignDrone",
+    params(("delivery_id" = inline(openapi::Id), Path, description = "The delivery.")),
+    request_body(content = PlanBody),
+    responses(
+        (status = 200, description = "The assignment.", body = Assignment),
+        (status = 400, response = openapi::BadRequest),
+        (status = 429, response = openapi::TooManyRequests),
+    ))]
 async fn assign(
     State(state): State<AppState>,
     Path(delivery_id): Path<String>,
@@ -227,30 +264,51 @@ async fn assign(
     Ok(Json(assignment))
 }
 
+/// Frees the drone assigned to the delivery.
+#[utoipa::path(delete, path = "/{delivery_id}", tag = "dronescheduler", operation_id = "releaseDrone",
+    params(("delivery_id" = inline(openapi::Id), Path, description = "The delivery.")),
+    responses(
+        (status = 200, description = "The drone that was freed.", body = DroneAssignment),
+        (status = 404, response = openapi::NotFound),
+        (status = 429, response = openapi::TooManyRequests),
+    ))]
 async fn release(
     State(state): State<AppState>,
     Path(delivery_id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<DroneAssignment>, ApiError> {
     runtime::trace::annotate("delivery_id", &delivery_id);
     check_id("deliveryId", &delivery_id)?;
     let id = delivery_id.clone();
     match to_completion(async move { state.store.release(&id).await }).await? {
-        Some(drone_id) => Ok(Json(
-            serde_json::json!({"deliveryId": delivery_id, "droneId": drone_id}),
-        )),
+        Some(drone_id) => Ok(Json(DroneAssignment {
+            drone_id,
+            delivery_id,
+        })),
         None => Err(ApiError::NotFound(format!(
             "no drone is assigned to delivery {delivery_id}"
         ))),
     }
 }
 
-#[derive(Debug, Serialize)]
+/// An owner's use of the drones in a month.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Utilization {
+    #[schema(minimum = 0.0)]
     traveled_miles: f64,
+    #[schema(minimum = 0.0)]
     assigned_hours: f64,
 }
 
+/// Sums the miles and hours of an owner's assignments scheduled in a month.
+#[utoipa::path(get, path = "/utilization", tag = "dronescheduler", operation_id = "droneUtilization",
+    params(OwnerMonthQuery),
+    responses(
+        (status = 200, description = "Miles and hours, rounded to hundredths.", body = Utilization),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+        (status = 429, response = openapi::TooManyRequests),
+    ))]
 async fn utilization(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,

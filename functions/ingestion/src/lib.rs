@@ -17,7 +17,7 @@ use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{patch, post};
+use chrono::{DateTime, FixedOffset};
 use contracts::OPERATION;
 use contracts::{
     CancelMessage, ConfirmationType, DeliveryMessage, Operation, PackageInfo, PackageSize,
@@ -26,6 +26,7 @@ use contracts::{
 use runtime::deploy::{Deployment, Output};
 use runtime::http::Json;
 use runtime::json::Validator;
+use runtime::openapi;
 use runtime::queue::{OutgoingMessage, QueueSender};
 use runtime::telemetry::Metrics;
 use runtime::trace::{DIAGNOSTIC_ID, TRACEPARENT, TraceContext};
@@ -34,7 +35,9 @@ use runtime::{
     StartError, check_id,
 };
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 pub use idempotency::{IdempotencyCache, delivery_id_for_key};
 
@@ -131,8 +134,8 @@ pub fn routes(sender: Arc<dyn QueueSender>, config: &IngestionConfig, metrics: M
         metrics,
     };
     Routes::under(PREFIX)
-        .route("", post(request_delivery))
-        .route("/{id}", patch(reschedule).delete(cancel))
+        .operations(routes!(request_delivery))
+        .operations(routes!(reschedule, cancel))
         .with_state(state)
 }
 
@@ -323,20 +326,88 @@ fn read_request(body: &Value, delivery_id: String) -> Result<DeliveryMessage, Ap
 }
 
 /// The 202 body: the request as understood, plus the delivery id.
-fn echo(m: &DeliveryMessage) -> Value {
-    json!({
-        "deliveryId": m.delivery_id,
-        "ownerId": m.owner_id,
-        "pickupLocation": m.pickup_location,
-        "dropOffLocation": m.dropoff_location,
-        "pickupTime": m.pickup_time,
-        "deadline": m.deadline,
-        "expedited": m.expedited,
-        "confirmationRequired": m.confirmation_required,
-        "packageInfo": m.package_info,
-    })
+/// The body of a delivery request (read field by field by `read_request`, which accepts
+/// what the reference's Jackson binder accepted: numbers and booleans as JSON strings,
+/// `dropoffLocation` for `dropOffLocation`, names in any case; unknown fields are ignored).
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase", example = json!({
+    "ownerId": "owner-1", "pickupLocation": "47.64,-122.13", "dropOffLocation": "47.67,-122.12",
+    "pickupTime": "2026-11-30T10:00:00Z", "deadline": "LinkedIn", "expedited": false,
+    "confirmationRequired": "None",
+    "packageInfo": {"packageId": "pkg-1", "size": "Small", "weight": 2.5, "tag": "fragile"}
+}))]
+#[allow(dead_code)] // Documentation only.
+struct DeliveryRequestBody {
+    #[schema(pattern = "\\S")]
+    owner_id: String,
+    /// `lat,lon`, `alt,lat,lon`, or free text mapped into the service area.
+    pickup_location: Option<String>,
+    /// Also accepted as `dropoffLocation`.
+    drop_off_location: Option<String>,
+    /// The time of the request when absent.
+    pickup_time: Option<DateTime<FixedOffset>>,
+    deadline: Option<String>,
+    expedited: Option<bool>,
+    confirmation_required: ConfirmationType,
+    package_info: PackageInfo,
 }
 
+/// A delivery request as accepted: the request as read, with the delivery id the server
+/// made.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct DeliveryAccepted<'a> {
+    delivery_id: &'a str,
+    owner_id: &'a str,
+    pickup_location: &'a str,
+    #[serde(rename = "dropOffLocation")]
+    dropoff_location: &'a str,
+    pickup_time: DateTime<FixedOffset>,
+    deadline: Option<&'a str>,
+    expedited: bool,
+    confirmation_required: ConfirmationType,
+    package_info: &'a PackageInfo,
+}
+
+fn echo(m: &DeliveryMessage) -> Value {
+    serde_json::to_value(DeliveryAccepted {
+        delivery_id: &m.delivery_id,
+        owner_id: &m.owner_id,
+        pickup_location: &m.pickup_location,
+        dropoff_location: &m.dropoff_location,
+        pickup_time: m.pickup_time,
+        deadline: m.deadline.as_deref(),
+        expedited: m.expedited,
+        confirmation_required: m.confirmation_required,
+        package_info: &m.package_info,
+    })
+    .unwrap_or(Value::Null)
+}
+
+/// The body of a reschedule: at least one field.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase", min_properties = 1, example = json!({"deadline": "tomorrow"}))]
+#[allow(dead_code)] // Documentation only.
+struct RescheduleBody {
+    pickup_location: Option<String>,
+    /// Also accepted as `dropoffLocation`.
+    drop_off_location: Option<String>,
+    deadline: Option<String>,
+    pickup_time: Option<DateTime<FixedOffset>>,
+}
+
+/// Requests a delivery. The answer comes only after the queue accepted the message.
+#[utoipa::path(post, path = "", tag = "ingestion", operation_id = "requestDelivery",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key answers the same response and enqueues once; reusing it for another request is a 422.", min_length = 1, max_length = 128),
+        ("X-Request-Id" = Option<String>, Header, description = "Part of the queue message's id when no Idempotency-Key is given."),),
+    request_body(content = DeliveryRequestBody),
+    responses(
+        (status = 202, description = "Accepted and enqueued.", body = DeliveryAccepted,
+            headers(("Location" = String, description = "Where the delivery will be readable: `/api/deliveries/{id}`.")),
+            links(("GetPublicDelivery" = (operation_id = "getPublicDelivery", parameters(("id" = "$response.body#/deliveryId")))))),
+        (status = 400, response = openapi::BadRequest),
+        (status = 422, response = openapi::Unprocessable),
+    ))]
 async fn request_delivery(
     State(state): State<AppState>,
     Extension(trace): Extension<TraceContext>,
@@ -365,6 +436,16 @@ async fn request_delivery(
     Ok(accepted.into_response())
 }
 
+/// Cancels a delivery: enqueues a `cancel`.
+#[utoipa::path(delete, path = "/{id}", tag = "ingestion", operation_id = "cancelDeliveryRequest",
+    params(("id" = inline(openapi::Id), Path, description = "The delivery id."),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key answers the same response and enqueues once; reusing it for another request is a 422.", min_length = 1, max_length = 128),
+        ("X-Request-Id" = Option<String>, Header, description = "Part of the queue message's id when no Idempotency-Key is given."),),
+    responses(
+        (status = 204, description = "The cancellation is enqueued."),
+        (status = 400, response = openapi::BadRequest),
+        (status = 422, response = openapi::Unprocessable),
+    ))]
 async fn cancel(
     State(state): State<AppState>,
     Extension(trace): Extension<TraceContext>,
@@ -392,6 +473,18 @@ async fn cancel(
     Ok(accepted.into_response())
 }
 
+/// Reschedules a delivery: enqueues a `reschedule` with the fields given.
+#[utoipa::path(patch, path = "/{id}", tag = "ingestion", operation_id = "rescheduleDelivery",
+    params(("id" = inline(openapi::Id), Path, description = "The delivery id."),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key answers the same response and enqueues once; reusing it for another request is a 422.", min_length = 1, max_length = 128),
+        ("X-Request-Id" = Option<String>, Header, description = "Part of the queue message's id when no Idempotency-Key is given."),),
+    request_body(content = RescheduleBody),
+    responses(
+        (status = 202, description = "The reschedule is enqueued.", body = RescheduleMessage,
+            headers(("Location" = String, description = "The delivery: `/api/deliveries/{id}`."))),
+        (status = 400, response = openapi::BadRequest),
+        (status = 422, response = openapi::Unprocessable),
+    ))]
 async fn reschedule(
     State(state): State<AppState>,
     Extension(trace): Extension<TraceContext>,

@@ -14,12 +14,13 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use contracts::PackageSize;
+use contracts::requests::PackageUpsert;
 use runtime::client::path_segment;
 use runtime::deploy::{self, Deployment, Output};
 use runtime::http::Json;
 use runtime::json::Validator;
+use runtime::openapi;
 use runtime::secrets::SecretWatch;
 use runtime::store::Upsert;
 use runtime::store::mongo::{CONNECTION_STRING_SECRET, MongoSettings};
@@ -28,6 +29,8 @@ use runtime::{
     StartError, check_id,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 pub use mongo_store::MongoPackageStore;
 pub use store::{MemoryPackageStore, PackageStore};
@@ -147,20 +150,21 @@ impl Function for Package {
 /// The routes over `store`.
 pub fn routes(store: Arc<dyn PackageStore>) -> Routes {
     Routes::under(PREFIX)
-        .route(
-            "/{id}",
-            get(get_package).put(put_package).patch(patch_package),
-        )
-        .route("/summary/{owner_id}", get(summary))
+        .operations(routes!(get_package, put_package, patch_package))
+        .operations(routes!(summary))
         .with_state(store)
 }
 
 type Store = State<Arc<dyn PackageStore>>;
 
-#[derive(Serialize)]
+/// A stored package, as the API shows it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Package, example = json!({"id": "pkg-1", "size": "Small", "weight": 2.5, "tag": "fragile"}))]
 struct PackageView<'a> {
     id: &'a str,
     size: PackageSize,
+    /// Kilograms.
+    #[schema(minimum = 0.0)]
     weight: Option<f64>,
     tag: Option<&'a str>,
 }
@@ -176,6 +180,14 @@ impl<'a> From<&'a PackageRecord> for PackageView<'a> {
     }
 }
 
+/// Reads a package.
+#[utoipa::path(get, path = "/{id}", tag = "package", operation_id = "getPackage",
+    params(("id" = inline(openapi::Id), Path, description = "The package id.")),
+    responses(
+        (status = 200, description = "The package.", body = PackageView),
+        (status = 404, response = openapi::NotFound),
+        (status = 429, response = openapi::TooManyRequests),
+    ))]
 async fn get_package(State(store): Store, Path(id): Path<String>) -> Result<Response, ApiError> {
     check_id("id", &id)?;
     match store.get(&id).await? {
@@ -184,8 +196,19 @@ async fn get_package(State(store): Store, Path(id): Path<String>) -> Result<Resp
     }
 }
 
-/// PUT: 201 with the stored package and its `Location` (what the reference answered, and
-/// its workflow read the body), or 204 when it replaced one.
+/// Creates or replaces a package: 201 with the stored package and its `Location` (what the
+/// reference answered, and its workflow read the body), or 204 when it replaced one.
+#[utoipa::path(put, path = "/{id}", tag = "package", operation_id = "putPackage",
+    params(("id" = inline(openapi::Id), Path, description = "The package id.")),
+    request_body(content = PackageUpsert, description = "The package. Numbers and booleans may also come as JSON strings, as the reference's binder read them."),
+    responses(
+        (status = 201, description = "Created.", body = PackageView,
+            headers(("Location" = String, description = "The package's URL.")),
+            links(("GetPackage" = (operation_id = "getPackage", parameters(("id" = "$request.path.id")))))),
+        (status = 204, description = "An existing package was replaced."),
+        (status = 400, response = openapi::BadRequest),
+        (status = 429, response = openapi::TooManyRequests),
+    ))]
 async fn put_package(
     State(store): Store,
     Path(id): Path<String>,
@@ -241,6 +264,16 @@ fn read_package(
     Ok(fields)
 }
 
+/// Changes the fields given, leaving the others alone.
+#[utoipa::path(patch, path = "/{id}", tag = "package", operation_id = "patchPackage",
+    params(("id" = inline(openapi::Id), Path, description = "The package id.")),
+    request_body(content = PackagePatchBody, description = "At least one field."),
+    responses(
+        (status = 204, description = "Updated."),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+        (status = 429, response = openapi::TooManyRequests),
+    ))]
 async fn patch_package(
     State(store): Store,
     Path(id): Path<String>,
@@ -259,12 +292,34 @@ async fn patch_package(
     }
 }
 
-#[derive(Serialize)]
+/// The body of a PATCH: every field optional, at least one given.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase", min_properties = 1, example = json!({"weight": 3.0}))]
+#[allow(dead_code)] // Documents the body `read_package` reads field by field.
+struct PackagePatchBody {
+    size: Option<PackageSize>,
+    /// Kilograms.
+    #[schema(minimum = 0.0)]
+    weight: Option<f64>,
+    tag: Option<String>,
+    owner_id: Option<String>,
+}
+
+/// An owner's packages, summed.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Summary {
+    /// Kilograms, over every package of the owner.
     total_weight: f64,
 }
 
+/// Sums the weight of an owner's packages.
+#[utoipa::path(get, path = "/summary/{owner_id}", tag = "package", operation_id = "packageSummary",
+    params(("owner_id" = inline(openapi::Id), Path, description = "The owner.")),
+    responses(
+        (status = 200, description = "The owner's total weight (0 without packages).", body = Summary),
+        (status = 429, response = openapi::TooManyRequests),
+    ))]
 async fn summary(
     State(store): Store,
     Path(owner_id): Path<String>,

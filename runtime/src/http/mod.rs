@@ -1,8 +1,10 @@
 //! The HTTP trigger.
 //!
 //! A function builds its routes with [`Routes`], which records each path template so the
-//! host can match paths case-insensitively ([`paths`]) and, later, declare them in
-//! deployment manifests. The host adds `/healthz`, `/readyz` and `/metrics`, the body limit,
+//! host can match paths case-insensitively ([`paths`]) and check them against the
+//! function's declaration, and each documented operation for its OpenAPI document
+//! ([`crate::openapi`]). The host adds `/healthz`, `/readyz`, `/metrics` and
+//! `/openapi.json`, the body limit,
 //! problem+json fallbacks, panic catching, trace context and request metrics
 //! ([`host_service`]), then serves until shutdown ([`serve`]).
 
@@ -22,8 +24,10 @@ use axum::routing::{MethodRouter, get};
 use tokio::net::TcpListener;
 use tower::ServiceExt as _;
 use tower_http::catch_panic::CatchPanicLayer;
+use utoipa_axum::router::UtoipaMethodRouter;
 
 use crate::lifecycle::{Readiness, Shutdown};
+use crate::openapi::{OPENAPI_PATH, RoutesApi, function_document, to_json};
 use crate::problem::ApiError;
 use crate::telemetry::Metrics;
 
@@ -31,13 +35,24 @@ pub use body::{BodyLimit, JsonBody};
 pub use paths::PathTemplates;
 pub use reply::Json;
 
-/// A function's routes plus the templates they were declared with.
-#[derive(Debug)]
+/// A function's routes plus the templates they were declared with and the operations
+/// they document.
 pub struct Routes<S = ()> {
     router: Router<S>,
     templates: Vec<String>,
     /// Prepended to every template (see [`Routes::under`]).
     prefix: String,
+    api: RoutesApi,
+}
+
+impl<S> std::fmt::Debug for Routes<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Routes")
+            .field("templates", &self.templates)
+            .field("prefix", &self.prefix)
+            .field("api", &self.api)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S: Clone + Send + Sync + 'static> Default for Routes<S> {
@@ -59,14 +74,36 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
             router: Router::new(),
             templates: Vec::new(),
             prefix: prefix.trim_end_matches('/').to_owned(),
+            api: RoutesApi::default(),
         }
     }
 
-    /// Adds a route. Write literal segments in lower case; requests match them in any case.
+    /// Adds an undocumented route. Functions register their handlers with
+    /// [`Routes::operations`] instead, so that what they serve is what their OpenAPI
+    /// document says; `host/tests/openapi.rs` fails for a registered function with an
+    /// undocumented route. Write literal segments in lower case; requests match them in
+    /// any case.
     pub fn route(mut self, template: &str, method_router: MethodRouter<S>) -> Self {
         let template = format!("{}{template}", self.prefix);
         self.router = self.router.route(&template, method_router);
         self.templates.push(template);
+        self
+    }
+
+    /// Adds documented handlers: `utoipa_axum::routes!(get_thing, put_thing)`, each
+    /// annotated with `#[utoipa::path(...)]` whose `path` is relative to the prefix. Each
+    /// handler is served on the path and methods its annotation names, and the annotation
+    /// becomes its operation in the function's OpenAPI document.
+    pub fn operations(mut self, (schemas, paths, method_router): UtoipaMethodRouter<S>) -> Self {
+        for (path, item) in paths.paths {
+            let template = format!("{}{path}", self.prefix);
+            if !self.templates.contains(&template) {
+                self.router = self.router.route(&template, method_router.clone());
+                self.templates.push(template.clone());
+            }
+            self.api.add(&template, item);
+        }
+        self.api.schemas.extend(schemas);
         self
     }
 
@@ -76,6 +113,7 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
             router: self.router.with_state(state),
             templates: self.templates,
             prefix: self.prefix,
+            api: self.api,
         }
     }
 }
@@ -83,6 +121,11 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
 impl Routes<()> {
     pub fn templates(&self) -> &[String] {
         &self.templates
+    }
+
+    /// The documented operations and their schemas.
+    pub fn api(&self) -> &RoutesApi {
+        &self.api
     }
 
     pub fn into_parts(self) -> (Router, Vec<String>) {
@@ -108,11 +151,31 @@ pub fn host_service(
 + Send
 + Sync
 + 'static {
+    // Serialized once; it cannot fail (every map key is a string), but if it did the route
+    // would say so rather than the host refuse to serve.
+    let openapi = to_json(&function_document(ctx.metrics.function(), routes.api()))
+        .map(bytes::Bytes::from)
+        .map_err(|e| e.to_string());
     let (router, templates) = routes.into_parts();
     let metrics = ctx.metrics.clone();
     let readiness = ctx.readiness.clone();
     let router = router
         .route("/healthz", get(|| async { "ok" }))
+        .route(
+            OPENAPI_PATH,
+            get(move || {
+                let document = openapi.clone();
+                async move {
+                    match document {
+                        Ok(json) => ([(http::header::CONTENT_TYPE, "application/json")], json)
+                            .into_response(),
+                        Err(e) => {
+                            ApiError::Internal(format!("the OpenAPI document: {e}")).into_response()
+                        }
+                    }
+                }
+            }),
+        )
         .route(
             "/readyz",
             get(move || {
