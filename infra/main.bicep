@@ -47,6 +47,43 @@ param gitopsHttpsToken string = ''
 param secretLifetime string = 'P180D'
 param deployedAt string = utcNow()
 
+// The network (hub and spoke), the way in and operations. Dev takes the cheaper shape its
+// parameter file sets (README "Network"): a Basic firewall, no Bastion, a Standard Service
+// Bus and a Basic registry without private endpoints, an Application Gateway that may scale
+// to zero instances, the Free AKS tier, no zone redundancy, a user pool that scales to zero.
+param hubAddressPrefix string = '10.200.0.0/24'
+param spokeAddressPrefix string = '10.240.0.0/16'
+@description('The spoke\'s node subnet: the hub\'s firewall rules name it, the spoke creates it.')
+param nodeSubnetPrefix string = '10.240.0.0/22'
+@allowed([
+  'Basic'
+  'Standard'
+  'Premium'
+])
+param firewallTier string
+param deployBastion bool
+@allowed([
+  'Free'
+  'Standard'
+])
+param aksSkuTier string
+@description('Data stores and the registry replicated across availability zones.')
+param zoneRedundant bool
+@description('The public host name of the API (Application Gateway\'s listener, the Ingress\'s host).')
+param ingressHostName string
+@description('The TLS certificate\'s name in the ingress vault; an operator imports it (or a Key Vault issuer renews it).')
+param ingressCertificateName string = 'ingress-tls'
+@description('The fixed address of the app-routing NGINX internal load balancer, in the spoke\'s ingress subnet.')
+param ingressPrivateIp string = '10.240.4.4'
+param appGatewayMinCapacity int
+param appGatewayMaxCapacity int
+@description('Requests per minute per client IP before the WAF blocks it.')
+param wafRateLimitPerMinute int = 600
+@description('Public IP ranges (CIDR) images are pushed from: the release pipeline\'s egress.')
+param registryPushIpRanges array
+@description('Where alerts go.')
+param alertEmails array
+
 // The functions, their secrets, their queues and who sends or receives on each: generated
 // from the functions' own declarations (`fabrikam functions --infra`; host/tests/infra.rs
 // fails when it is stale), so a function added to the registry gets its identity, vault and
@@ -54,6 +91,47 @@ param deployedAt string = utcNow()
 var registry = loadJsonContent('functions.json')
 var functions = registry.functions
 var isProd = environment == 'prod'
+var serviceBusPrivate = serviceBusSku == 'Premium'
+var registryPrivate = registrySku == 'Premium'
+
+module hub 'modules/hub.bicep' = {
+  name: 'hub'
+  params: {
+    location: location
+    namePrefix: namePrefix
+    addressPrefix: hubAddressPrefix
+    spokeAddressPrefix: spokeAddressPrefix
+    nodeSubnetPrefix: nodeSubnetPrefix
+    firewallTier: firewallTier
+    deployBastion: deployBastion
+    logRetentionDays: logRetentionDays
+    serviceBusFqdn: '${namePrefix}-sb.servicebus.windows.net'
+    registryName: replace('${namePrefix}acr', '-', '')
+  }
+}
+
+module spoke 'modules/spoke.bicep' = {
+  name: 'spoke'
+  params: {
+    location: location
+    namePrefix: namePrefix
+    addressPrefix: spokeAddressPrefix
+    nodePrefix: nodeSubnetPrefix
+    hubVnetName: hub.outputs.vnetName
+    hubVnetId: hub.outputs.vnetId
+    firewallPrivateIp: hub.outputs.firewallPrivateIp
+  }
+}
+
+module privateDns 'modules/private-dns.bicep' = {
+  name: 'private-dns'
+  params: {
+    vnetIds: [
+      spoke.outputs.vnetId
+      hub.outputs.vnetId
+    ]
+  }
+}
 
 module monitoring 'modules/monitoring.bicep' = {
   name: 'monitoring'
@@ -79,6 +157,48 @@ module aks 'modules/aks.bicep' = {
     apiServerAuthorizedIpRanges: apiServerAuthorizedIpRanges
     logAnalyticsId: monitoring.outputs.logAnalyticsId
     azureMonitorWorkspaceId: monitoring.outputs.azureMonitorWorkspaceId
+    skuTier: aksSkuTier
+    nodeSubnetId: spoke.outputs.nodeSubnetId
+    spokeVnetName: spoke.outputs.vnetName
+  }
+}
+
+module ingress 'modules/ingress.bicep' = {
+  name: 'ingress'
+  params: {
+    location: location
+    namePrefix: namePrefix
+    tenantId: tenantId
+    gatewaySubnetId: spoke.outputs.gatewaySubnetId
+    ingressPrivateIp: ingressPrivateIp
+    hostName: ingressHostName
+    certificateName: ingressCertificateName
+    appRoutingPrincipalId: aks.outputs.appRoutingPrincipalId
+    minCapacity: appGatewayMinCapacity
+    maxCapacity: appGatewayMaxCapacity
+    rateLimitPerMinute: wafRateLimitPerMinute
+    logAnalyticsId: monitoring.outputs.logAnalyticsId
+    isProd: isProd
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  params: {
+    location: location
+    namePrefix: namePrefix
+    aksId: aks.outputs.id
+    aksName: aks.outputs.name
+    azureMonitorWorkspaceId: monitoring.outputs.azureMonitorWorkspaceId
+    alertEmails: alertEmails
+  }
+}
+
+module policy 'modules/policy.bicep' = {
+  name: 'policy'
+  params: {
+    aksName: aks.outputs.name
+    registryLoginServer: registry.outputs.loginServer
   }
 }
 
@@ -107,6 +227,21 @@ module serviceBus 'modules/servicebus.bicep' = {
     lockDuration: 'PT1M'
     maxDeliveryCount: 10
     duplicateDetectionWindow: 'PT10M'
+    publicNetworkAccess: !serviceBusPrivate
+    zoneRedundant: zoneRedundant && serviceBusPrivate
+    logAnalyticsId: monitoring.outputs.logAnalyticsId
+  }
+}
+
+module serviceBusEndpoint 'modules/private-endpoint.bicep' = if (serviceBusPrivate) {
+  name: 'pe-servicebus'
+  params: {
+    location: location
+    name: '${namePrefix}-sb'
+    resourceId: serviceBus.outputs.namespaceId
+    groupId: 'namespace'
+    zoneId: privateDns.outputs.serviceBusZoneId
+    subnetId: spoke.outputs.endpointsSubnetId
   }
 }
 
@@ -117,6 +252,19 @@ module redis 'modules/redis.bicep' = {
     namePrefix: namePrefix
     sku: redisSku
     capacity: redisCapacity
+    zoneRedundant: zoneRedundant && redisSku == 'Premium'
+  }
+}
+
+module redisEndpoint 'modules/private-endpoint.bicep' = {
+  name: 'pe-redis'
+  params: {
+    location: location
+    name: '${namePrefix}-redis'
+    resourceId: redis.outputs.id
+    groupId: 'redisCache'
+    zoneId: privateDns.outputs.redisZoneId
+    subnetId: spoke.outputs.endpointsSubnetId
   }
 }
 
@@ -130,6 +278,19 @@ module cosmos 'modules/cosmos.bicep' = {
       'dronescheduler'
     ]
     enableFreeTier: !isProd
+    zoneRedundant: zoneRedundant
+  }
+}
+
+module cosmosEndpoint 'modules/private-endpoint.bicep' = {
+  name: 'pe-cosmos'
+  params: {
+    location: location
+    name: '${namePrefix}-cosmos'
+    resourceId: cosmos.outputs.id
+    groupId: 'MongoDB'
+    zoneId: privateDns.outputs.cosmosZoneId
+    subnetId: spoke.outputs.endpointsSubnetId
   }
 }
 
@@ -140,6 +301,20 @@ module registry 'modules/registry.bicep' = {
     namePrefix: namePrefix
     sku: registrySku
     kubeletObjectId: aks.outputs.kubeletObjectId
+    zoneRedundant: zoneRedundant && registryPrivate
+    pushIpRanges: registryPushIpRanges
+  }
+}
+
+module registryEndpoint 'modules/private-endpoint.bicep' = if (registryPrivate) {
+  name: 'pe-registry'
+  params: {
+    location: location
+    name: '${namePrefix}-acr'
+    resourceId: registry.outputs.id
+    groupId: 'registry'
+    zoneId: privateDns.outputs.registryZoneId
+    subnetId: spoke.outputs.endpointsSubnetId
   }
 }
 
@@ -175,6 +350,20 @@ module function 'modules/function.bicep' = [for f in functions: {
     secretValues: secretValues
     softDeleteRetentionDays: isProd ? 90 : 7
     secretsExpireAt: dateTimeToEpoch(dateTimeAdd(deployedAt, secretLifetime))
+    logAnalyticsId: monitoring.outputs.logAnalyticsId
+  }
+}]
+
+// Every function's vault, reached by the CSI driver through its own private endpoint.
+module vaultEndpoints 'modules/private-endpoint.bicep' = [for (f, i) in functions: {
+  name: 'pe-vault-${f.name}'
+  params: {
+    location: location
+    name: '${namePrefix}-${f.name}-kv'
+    resourceId: function[i].outputs.vaultId
+    groupId: 'vault'
+    zoneId: privateDns.outputs.keyVaultZoneId
+    subnetId: spoke.outputs.endpointsSubnetId
   }
 }]
 
@@ -241,3 +430,9 @@ output functionIdentities array = [for (f, i) in functions: {
 output oidcIssuerUrl string = aks.outputs.oidcIssuerUrl
 output kedaPrincipalId string = kedaIdentity.properties.principalId
 output serviceBusNamespaceName string = serviceBus.outputs.namespaceName
+// The way in: the gateway's public address (the DNS record of ingressHostName points at it),
+// and where the ingress certificate lives.
+output ingressPublicIp string = ingress.outputs.publicIpAddress
+output ingressHostName string = ingressHostName
+output ingressPrivateIp string = ingressPrivateIp
+output ingressCertificateUri string = '${ingress.outputs.vaultUri}certificates/${ingressCertificateName}'

@@ -1,7 +1,8 @@
 // One function's identity and secrets: a user-assigned managed identity, federated with the
 // function's Kubernetes service account (workload identity), and its own Key Vault (RBAC,
 // soft delete, purge protection) holding the secrets it declares, which the identity may
-// read and nothing else may.
+// read and nothing else may. The vault has no public endpoint: the CSI driver on the nodes
+// reaches it through its private endpoint (main.bicep); its audit log goes to Log Analytics.
 
 param location string
 param namePrefix string
@@ -18,6 +19,7 @@ param secretValues object
 param softDeleteRetentionDays int
 @description('When the secrets expire (seconds since the epoch): rotate before then.')
 param secretsExpireAt int
+param logAnalyticsId string
 
 var keyVaultSecretsUserRoleId = '4633458b-17de-408a-b874-0445c86b69e6'
 
@@ -52,10 +54,11 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     enableSoftDelete: true
     softDeleteRetentionInDays: softDeleteRetentionDays
     enablePurgeProtection: true
-    publicNetworkAccess: 'Enabled'
+    // The deployment writes the secrets through Azure Resource Manager (a trusted service).
+    publicNetworkAccess: 'Disabled'
     networkAcls: {
       bypass: 'AzureServices'
-      defaultAction: 'Allow'
+      defaultAction: 'Deny'
     }
   }
 }
@@ -83,6 +86,27 @@ resource readOwnSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
+resource audit 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-logs'
+  scope: vault
+  properties: {
+    workspaceId: logAnalyticsId
+    logs: [
+      {
+        categoryGroup: 'audit'
+        enabled: true
+      }
+    ]
+    metrics: [
+      {
+        category: 'AllMetrics'
+        enabled: true
+      }
+    ]
+  }
+}
+
+output vaultId string = vault.id
 output clientId string = identity.properties.clientId
 output principalId string = identity.properties.principalId
 output keyVaultName string = vault.name

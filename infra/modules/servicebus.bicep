@@ -17,6 +17,10 @@ param lockDuration string
 param maxDeliveryCount int
 @description('Covers client retries of one request: ingestion derives the message id from the Idempotency-Key (or delivery id, operation and request id), so a retried send inside the window is dropped.')
 param duplicateDetectionWindow string
+@description('Premium (prod) is reached only through its private endpoint; Standard (dev) has none, so it keeps a public endpoint that the firewall lets the spoke reach.')
+param publicNetworkAccess bool
+param zoneRedundant bool
+param logAnalyticsId string
 
 resource namespace 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' = {
   name: '${namePrefix}-sb'
@@ -28,7 +32,8 @@ resource namespace 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' = {
   properties: {
     disableLocalAuth: true
     minimumTlsVersion: '1.2'
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: publicNetworkAccess ? 'Enabled' : 'Disabled'
+    zoneRedundant: zoneRedundant
   }
 }
 
@@ -45,6 +50,26 @@ resource queue 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview' = [fo
     enablePartitioning: false
   }
 }]
+
+resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-logs'
+  scope: namespace
+  properties: {
+    workspaceId: logAnalyticsId
+    logs: [
+      {
+        categoryGroup: 'allLogs'
+        enabled: true
+      }
+    ]
+    metrics: [
+      {
+        category: 'AllMetrics'
+        enabled: true
+      }
+    ]
+  }
+}
 
 output namespaceName string = namespace.name
 output namespaceId string = namespace.id

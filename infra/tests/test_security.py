@@ -5,6 +5,7 @@ Run by scripts/check-infra: python -m unittest discover -s infra/tests
 """
 
 import functools
+import json
 import re
 import unittest
 from pathlib import Path
@@ -261,6 +262,275 @@ class GitOps(unittest.TestCase):
         interval = main["parameters"]["gitopsSyncIntervalSeconds"]["default"]
         self.assertTrue(30 <= interval <= 600, interval)
         self.assertIn("secure", str(main["parameters"]["gitopsHttpsToken"]["decorators"]))
+
+
+def dotted(node):
+    """`a.b.c` for a parsed property path, the node itself for anything else."""
+    if isinstance(node, dict) and node.get("operator", {}).get("type") == "property_accessor":
+        operands = node["operator"]["operands"]
+        return f"{dotted(operands['operand_1'])}.{dotted(operands['operand_2'])}"
+    return node
+
+
+def conditional(node):
+    """(condition, true value, false value) of a parsed `c ? a : b`."""
+    operands = node["operator"]["operands"]
+    return operands["condition"], operands["true_value"], operands["false_value"]
+
+
+def parameters(environment):
+    path = INFRA / f"main.{environment}.parameters.json"
+    return {k: v["value"] for k, v in json.loads(path.read_text())["parameters"].items()}
+
+
+class Egress(unittest.TestCase):
+    """Everything the nodes send leaves through the hub's firewall."""
+
+    def test_the_cluster_routes_egress_itself_from_the_spokes_node_subnet(self):
+        aks = resource(parse("modules/aks.bicep"), "aks")["properties"]
+        self.assertEqual(aks["networkProfile"]["outboundType"], "userDefinedRouting")
+        for pool in aks["agentPoolProfiles"]:
+            self.assertEqual(pool["vnetSubnetID"], "nodeSubnetId", pool["name"])
+        main = parse("main.bicep")
+        self.assertEqual(dotted(module(main, "aks")["params"]["nodeSubnetId"]), "spoke.outputs.nodeSubnetId")
+
+    def test_the_node_subnets_default_route_is_the_firewall(self):
+        spoke = parse("modules/spoke.bicep")
+        routes = resource(spoke, "egress")["properties"]["routes"]
+        self.assertEqual(len(routes), 1)
+        route = routes[0]["properties"]
+        self.assertEqual(route["addressPrefix"], "0.0.0.0/0")
+        self.assertEqual(route["nextHopType"], "VirtualAppliance")
+        self.assertEqual(route["nextHopIpAddress"], "firewallPrivateIp")
+        subnets = {s["name"]: s["properties"] for s in resource(spoke, "spoke")["properties"]["subnets"]}
+        self.assertEqual(dotted(subnets["snet-nodes"]["routeTable"]["id"]), "egress.id")
+        self.assertIs(resource(spoke, "egress")["properties"]["disableBgpRoutePropagation"], True)
+        main = parse("main.bicep")
+        self.assertEqual(dotted(module(main, "spoke")["params"]["firewallPrivateIp"]), "hub.outputs.firewallPrivateIp")
+
+    def test_the_spoke_and_the_hub_are_peered_both_ways(self):
+        spoke = parse("modules/spoke.bicep")
+        self.assertEqual(dotted(resource(spoke, "toHub")["properties"]["remoteVirtualNetwork"]["id"]), "hubVnetId")
+        self.assertEqual(dotted(resource(spoke, "fromHub")["properties"]["remoteVirtualNetwork"]["id"]), "spoke.id")
+
+    def test_the_firewall_allows_only_listed_fqdns_each_documented(self):
+        hub = parse("modules/hub.bicep")
+        collections = resource(hub, "applicationRules")["properties"]["ruleCollections"]
+        self.assertEqual([c["action"]["type"] for c in collections], ["Allow"])
+        variables = hub["variables"]
+        fqdns = set()
+        for rule in collections[0]["rules"]:
+            targets = rule["targetFqdns"]
+            if isinstance(targets, str):
+                targets = variables[targets]["value"]
+            for fqdn in targets:
+                self.assertNotIn(fqdn, ("*", "*.com", "*.net"), rule["name"])
+                fqdns.add(fqdn)
+            for protocol in rule["protocols"]:
+                self.assertEqual((protocol["protocolType"], protocol["port"]), ("Https", 443), rule["name"])
+        readme = (INFRA / "README.md").read_text()
+        documented = set(re.findall(r"^\| `([^`]+)` \| \S", readme.split("## Egress through the firewall")[1].split("\n## ")[0], re.MULTILINE))
+        self.assertEqual(fqdns, documented, "infra/README.md's FQDN table and hub.bicep's application rules")
+        self.assertEqual(resource(hub, "policy")["properties"]["threatIntelMode"]["operator"]["operands"]["false_value"], "Deny")
+        # Sources are IP groups, not addresses written into each rule.
+        for rule in collections[0]["rules"]:
+            self.assertIn("sourceIpGroups", rule)
+            self.assertNotIn("sourceAddresses", rule)
+
+
+class PrivateAccess(unittest.TestCase):
+    """Public network access is off in prod: every PaaS dependency through a private endpoint."""
+
+    def test_data_stores_and_vaults_have_no_public_endpoint(self):
+        self.assertEqual(resource(parse("modules/redis.bicep"), "redis")["properties"]["publicNetworkAccess"], "Disabled")
+        self.assertEqual(resource(parse("modules/cosmos.bicep"), "account")["properties"]["publicNetworkAccess"], "Disabled")
+        vault = resource(parse("modules/function.bicep"), "vault")["properties"]
+        self.assertEqual(vault["publicNetworkAccess"], "Disabled")
+        self.assertEqual(vault["networkAcls"]["defaultAction"], "Deny")
+        ingress_vault = resource(parse("modules/ingress.bicep"), "vault")["properties"]
+        self.assertEqual(ingress_vault["publicNetworkAccess"], "Disabled")
+
+    def test_prods_service_bus_is_premium_and_private(self):
+        self.assertEqual(parameters("prod")["serviceBusSku"], "Premium")
+        main = parse("main.bicep")
+        self.assertEqual(main["variables"]["serviceBusPrivate"]["value"]["operator"]["type"], "equals")
+        access = module(main, "serviceBus")["params"]["publicNetworkAccess"]
+        self.assertEqual(access["operator"]["type"], "not")
+        namespace = resource(parse("modules/servicebus.bicep"), "namespace")["properties"]
+        self.assertEqual(conditional(namespace["publicNetworkAccess"])[1:], ("Enabled", "Disabled"))
+        self.assertEqual(main["modules"]["serviceBusEndpoint"]["config"]["condition"], "serviceBusPrivate")
+
+    def test_prods_registry_is_premium_private_and_closed_to_all_but_the_pushes(self):
+        self.assertEqual(parameters("prod")["registrySku"], "Premium")
+        registry = resource(parse("modules/registry.bicep"), "registry")["properties"]
+        _, rules, _ = conditional(registry["networkRuleSet"])
+        self.assertEqual(rules["defaultAction"], "Deny")
+        self.assertIs(registry["adminUserEnabled"], False)
+        self.assertEqual(parse("main.bicep")["modules"]["registryEndpoint"]["config"]["condition"], "registryPrivate")
+
+    def test_each_dependency_has_a_private_endpoint_in_the_endpoints_subnet(self):
+        main = parse("main.bicep")
+        expected = {
+            "redisEndpoint": ("redisCache", "privateDns.outputs.redisZoneId", "redis.outputs.id"),
+            "cosmosEndpoint": ("MongoDB", "privateDns.outputs.cosmosZoneId", "cosmos.outputs.id"),
+            "serviceBusEndpoint": ("namespace", "privateDns.outputs.serviceBusZoneId", "serviceBus.outputs.namespaceId"),
+            "registryEndpoint": ("registry", "privateDns.outputs.registryZoneId", "registry.outputs.id"),
+        }
+        for name, (group, zone, target) in expected.items():
+            with self.subTest(endpoint=name):
+                config = main["modules"][name]["config"]
+                params = (config.get("config") or config)["params"]
+                self.assertEqual(params["groupId"], group)
+                self.assertEqual(dotted(params["zoneId"]), zone)
+                self.assertEqual(dotted(params["resourceId"]), target)
+                self.assertEqual(dotted(params["subnetId"]), "spoke.outputs.endpointsSubnetId")
+        vaults = main["modules"]["vaultEndpoints"]
+        self.assertEqual(vaults["config"]["loop_type"]["detail"]["array_name"], "functions")
+        params = body(vaults["config"])["params"]
+        self.assertEqual(params["groupId"], "vault")
+        self.assertEqual(dotted(params["zoneId"]), "privateDns.outputs.keyVaultZoneId")
+
+
+class PrivateDns(unittest.TestCase):
+    def test_every_zone_is_linked_to_the_spoke_and_the_hub(self):
+        dns = parse("modules/private-dns.bicep")
+        zones = {name: r["config"]["name"] for name, r in dns["resources"].items()}
+        self.assertEqual(sorted(zones), ["cosmos", "keyVault", "redis", "registry", "serviceBus"])
+        links = dns["modules"]["links"]["config"]
+        linked = [dotted(n) for n in links["loop_type"]["detail"]["array_name"]]
+        self.assertEqual(sorted(linked), sorted(f"names.{k}" for k in zones))
+        self.assertEqual(body(links)["params"]["vnetIds"], "vnetIds")
+        link = resource(parse("modules/private-dns-links.bicep"), "link")
+        self.assertIs(link["properties"]["registrationEnabled"], False)
+        self.assertEqual(dotted(link["properties"]["virtualNetwork"]["id"]), "vnetId")
+        main = parse("main.bicep")
+        ids = [dotted(v) for v in module(main, "privateDns")["params"]["vnetIds"]]
+        self.assertEqual(ids, ["spoke.outputs.vnetId", "hub.outputs.vnetId"])
+
+
+class Ingress(unittest.TestCase):
+    def setUp(self):
+        self.template = parse("modules/ingress.bicep")
+
+    def test_the_waf_is_on_in_prevention_mode_with_owasp_and_a_rate_limit(self):
+        waf = resource(self.template, "waf")["properties"]
+        self.assertEqual(waf["policySettings"]["mode"], "Prevention")
+        self.assertEqual(waf["policySettings"]["state"], "Enabled")
+        sets = {r["ruleSetType"]: r["ruleSetVersion"] for r in waf["managedRules"]["managedRuleSets"]}
+        self.assertEqual(sets["OWASP"], "3.2")
+        limit = next(r for r in waf["customRules"] if r["ruleType"] == "RateLimitRule")
+        self.assertEqual(limit["action"], "Block")
+        self.assertEqual(limit["rateLimitThreshold"], "rateLimitPerMinute")
+        self.assertEqual(limit["groupByUserSession"][0]["groupByVariables"][0]["variableName"], "ClientAddr")
+
+    def test_the_gateway_is_waf_v2_with_tls_from_the_vault_to_the_internal_ingress(self):
+        gateway = resource(self.template, "gateway")["properties"]
+        self.assertEqual(gateway["sku"]["tier"], "WAF_v2")
+        self.assertEqual(dotted(gateway["firewallPolicy"]["id"]), "waf.id")
+        self.assertIn("secrets/", gateway["sslCertificates"][0]["properties"]["keyVaultSecretId"])
+        self.assertEqual(gateway["httpListeners"][0]["properties"]["protocol"], "Https")
+        backend = gateway["backendAddressPools"][0]["properties"]["backendAddresses"][0]
+        self.assertEqual(backend["ipAddress"], "ingressPrivateIp")
+
+    def test_the_gateway_and_app_routing_may_read_the_certificate(self):
+        readers = {dotted(resource(self.template, r)["properties"]["principalId"]) for r in
+                   ("gatewayReadsCertificate", "appRoutingReadsCertificate")}
+        self.assertEqual(readers, {"identity.properties.principalId", "appRoutingPrincipalId"})
+        main = parse("main.bicep")
+        self.assertEqual(dotted(module(main, "ingress")["params"]["appRoutingPrincipalId"]),
+                         "aks.outputs.appRoutingPrincipalId")
+
+
+class Diagnostics(unittest.TestCase):
+    def test_control_plane_vault_bus_firewall_and_gateway_log_to_log_analytics(self):
+        expected = {
+            ("modules/aks.bicep", "controlPlaneLogs"): "aks",
+            ("modules/function.bicep", "audit"): "vault",
+            ("modules/servicebus.bicep", "diagnostics"): "namespace",
+            ("modules/hub.bicep", "firewallDiagnostics"): "firewall",
+            ("modules/ingress.bicep", "gatewayDiagnostics"): "gateway",
+        }
+        for (path, name), scope in expected.items():
+            with self.subTest(setting=name):
+                template = parse(path)
+                setting = template["resources"][name]
+                self.assertEqual(setting["type"], "Microsoft.Insights/diagnosticSettings")
+                config = body(setting["config"])
+                self.assertEqual(config["scope"], scope)
+                self.assertTrue(config["properties"]["workspaceId"])
+                self.assertTrue(all(log["enabled"] for log in config["properties"]["logs"]))
+        aks_logs = resource(parse("modules/aks.bicep"), "controlPlaneLogs")["properties"]["logs"]
+        self.assertIn("kube-audit-admin", [log["category"] for log in aks_logs])
+
+
+class Alerts(unittest.TestCase):
+    def test_the_rule_groups_come_from_the_rule_file_and_notify_the_action_group(self):
+        template = parse("modules/alerts.bicep")
+        self.assertIn("prometheus-rules.json", str(template["variables"]["rules"]["value"]))
+        groups = template["resources"]["ruleGroups"]
+        self.assertEqual(groups["type"], "Microsoft.AlertsManagement/prometheusRuleGroups")
+        self.assertEqual(dotted(groups["config"]["loop_type"]["detail"]["array_name"]), "rules.groups")
+        rule = body(groups["config"])["properties"]["rules"]
+        self.assertEqual(dotted(body(rule)["actions"][0]["actionGroupId"]), "oncall.id")
+
+    def test_the_rules_cover_what_operations_needs(self):
+        rules = json.loads((INFRA / "alerts" / "prometheus-rules.json").read_text())
+        expressions = " ".join(r["expr"] for g in rules["groups"] for r in g["rules"])
+        for needed in ('outcome="dead_lettered"', 'status_class="5xx"', 'outcome="abandoned"',
+                       "fabrikam_queue_locks_lost_total", "fabrikam_downstream_circuit_open",
+                       'fabrikam_secret_reloads_total{outcome="failed"}', 'phase="triggers_ready"',
+                       "kube_pod_container_status_restarts_total", "keda_scaler_detail_errors_total"):
+            self.assertIn(needed, expressions)
+
+    def test_nodes_cpu_and_memory_have_metric_alerts(self):
+        template = parse("modules/alerts.bicep")
+        metrics = {resource(template, name)["properties"]["criteria"]["allOf"][0]["metricName"]
+                   for name in ("nodeCpu", "nodeMemory")}
+        self.assertEqual(metrics, {"node_cpu_usage_percentage", "node_memory_working_set_percentage"})
+        self.assertIn("alerts", parse("main.bicep")["modules"])
+
+
+class ZoneRedundancy(unittest.TestCase):
+    def test_prod_replicates_redis_cosmos_and_the_registry_across_zones(self):
+        self.assertIs(parameters("prod")["zoneRedundant"], True)
+        self.assertIs(parameters("dev")["zoneRedundant"], False)
+        self.assertEqual(parameters("prod")["redisSku"], "Premium")
+        redis = resource(parse("modules/redis.bicep"), "redis")
+        self.assertEqual(conditional(redis["zones"])[:2], ("zoneRedundant", ["1", "2", "3"]))
+        cosmos = resource(parse("modules/cosmos.bicep"), "account")["properties"]
+        self.assertEqual(cosmos["locations"][0]["isZoneRedundant"], "zoneRedundant")
+        registry = resource(parse("modules/registry.bicep"), "registry")["properties"]
+        self.assertEqual(conditional(registry["zoneRedundancy"])[:2], ("zoneRedundant", "Enabled"))
+        main = parse("main.bicep")
+        for name in ("redis", "cosmos", "registry"):
+            self.assertIn("zoneRedundant", str(module(main, name)["params"]["zoneRedundant"]))
+
+
+class Operations(unittest.TestCase):
+    def test_free_tier_in_dev_standard_in_prod_and_a_user_pool_that_scales_to_zero_in_dev(self):
+        self.assertEqual((parameters("dev")["aksSkuTier"], parameters("prod")["aksSkuTier"]), ("Free", "Standard"))
+        self.assertEqual(resource(parse("modules/aks.bicep"), "aks")["sku"]["tier"], "skuTier")
+        self.assertEqual(parameters("dev")["userMinCount"], 0)
+        self.assertGreaterEqual(parameters("prod")["userMinCount"], 3)
+
+    def test_upgrades_happen_in_a_weekly_maintenance_window(self):
+        template = parse("modules/aks.bicep")
+        names = {resource(template, r)["name"] for r in ("clusterUpgrades", "nodeOsUpgrades")}
+        self.assertEqual(names, {"aksManagedAutoUpgradeSchedule", "aksManagedNodeOSUpgradeSchedule"})
+        for r in ("clusterUpgrades", "nodeOsUpgrades"):
+            window = resource(template, r)["properties"]["maintenanceWindow"]
+            self.assertEqual(window["schedule"]["weekly"]["intervalWeeks"], 1)
+
+    def test_policy_audits_the_restricted_standard_and_denies_foreign_images(self):
+        template = parse("modules/policy.bicep")
+        restricted = resource(template, "restricted")["properties"]
+        self.assertEqual(dotted(restricted["policyDefinitionId"]), "restrictedInitiativeId")
+        self.assertIn("42b8ef37-b724-4e24-bbc8-7a7708edfe00", template["variables"]["restrictedInitiativeId"]["value"])
+        self.assertEqual(restricted["parameters"]["effect"]["value"], "Audit")
+        images = resource(template, "onlyOurImages")["properties"]
+        self.assertIn("febd0533-8e55-448f-b837-bd0e06f16469", template["variables"]["allowedImagesPolicyId"]["value"])
+        self.assertEqual(images["parameters"]["effect"]["value"], "Deny")
+        self.assertIn("registryLoginServer", str(images["parameters"]["allowedContainerImagesRegex"]["value"]))
 
 
 class CheckovSkips(unittest.TestCase):
