@@ -102,6 +102,15 @@ class NewFunction(unittest.TestCase):
         check = run(self.fabrikam, "manifests", "--profile", "prod", "--check", cwd=self.copy, check=False)
         self.assertEqual(check.returncode, 0, check.stderr)
 
+    def test_the_new_http_function_has_its_openapi_document(self):
+        hello = json.loads((self.copy / "docs" / "openapi" / "hello.json").read_text())
+        self.assertEqual(hello["paths"]["/api/hello/{id}"]["get"]["operationId"], "greetHello")
+        self.assertIn("/openapi.json", hello["paths"])
+        self.assertFalse((self.copy / "docs" / "openapi" / "tick.json").exists(),
+                         "a queue function has no HTTP API of its own to document")
+        check = run(self.fabrikam, "openapi", "--check", cwd=self.copy, check=False)
+        self.assertEqual(check.returncode, 0, check.stderr)
+
     def test_fabrikam_dev_serves_the_new_function_through_its_gateway(self):
         env = dict(self.env, LOG_FORMAT="json", DEV_GATEWAY_PORT="0", DEV_INTERNAL_PORT="0",
                    DEV_FIRST_FUNCTION_PORT="0")
