@@ -433,6 +433,8 @@ output serviceBusNamespaceName string = serviceBus.outputs.namespaceName
 // The way in: the gateway's public address (the DNS record of ingressHostName points at it),
 // and where the ingress certificate lives.
 output ingressPublicIp string = ingress.outputs.publicIpAddress
+// The functions' egress policies allow the private endpoints' subnet.
+output privateEndpointsPrefix string = spoke.outputs.endpointsSubnetPrefix
 output ingressHostName string = ingressHostName
 output ingressPrivateIp string = ingressPrivateIp
 output ingressCertificateUri string = '${ingress.outputs.vaultUri}certificates/${ingressCertificateName}'

@@ -283,3 +283,4 @@ output gatewaySubnetId string = '${spoke.id}/subnets/snet-appgw'
 output endpointsSubnetId string = '${spoke.id}/subnets/snet-endpoints'
 output nodeSubnetPrefix string = nodePrefix
 output ingressSubnetPrefix string = ingressPrefix
+output endpointsSubnetPrefix string = endpointsPrefix

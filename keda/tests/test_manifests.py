@@ -9,6 +9,7 @@ unknown fields refused, as the API server refuses them for structural schemas.
 """
 
 import copy
+import json
 import os
 import pathlib
 import subprocess
@@ -175,6 +176,28 @@ class GeneratedManifests(unittest.TestCase):
             ingress = by_kind("Ingress")[0]
             paths = [p["path"] for p in ingress["spec"]["rules"][0]["http"]["paths"]]
             self.assertEqual(sorted(paths), ["/api/deliveries/public", "/api/deliveryrequests"])
+
+    def test_replicas_spread_over_zones_then_nodes(self):
+        for name, objects in self.objects.items():
+            for d in (o for o in objects if o["kind"] == "Deployment"):
+                with self.subTest(profile=self.profiles[name], deployment=d["metadata"]["name"]):
+                    spread = d["spec"]["template"]["spec"]["topologySpreadConstraints"]
+                    self.assertEqual([c["topologyKey"] for c in spread],
+                                     ["topology.kubernetes.io/zone", "kubernetes.io/hostname"])
+                    for c in spread:
+                        self.assertEqual(c["labelSelector"]["matchLabels"], d["spec"]["selector"]["matchLabels"])
+                        self.assertEqual(c["maxSkew"], 1)
+
+    def test_functions_reach_the_private_endpoints_subnet_on_their_outputs_ports(self):
+        inputs = {p: json.loads((KEDA / "input" / f"{p}.json").read_text()) for p in ("dev", "prod")}
+        for name, objects in self.objects.items():
+            cidr = inputs[self.profiles[name]]["privateEndpointsCidr"]
+            policies = [o for o in objects if o["kind"] == "NetworkPolicy" and o["metadata"]["name"].endswith("-egress-azure")]
+            self.assertEqual(len(policies), 5)
+            for p in policies:
+                with self.subTest(profile=self.profiles[name], policy=p["metadata"]["name"]):
+                    blocks = [t["ipBlock"]["cidr"] for t in p["spec"]["egress"][0]["to"]]
+                    self.assertIn(cidr, blocks)
 
 
     def test_pinned_renderings_name_every_image_by_digest(self):

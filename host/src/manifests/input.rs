@@ -31,6 +31,9 @@ pub struct Environment {
     pub tls_certificate_uri: String,
     /// `kedaClientId`: KEDA's operator identity, which reads queue depth.
     pub keda_client_id: String,
+    /// `privateEndpointsPrefix`: the spoke subnet holding the private endpoints of the
+    /// vaults and stores (CIDR), which the functions' egress policies allow.
+    pub private_endpoints_cidr: String,
     /// Per function: `<function>ClientId` and `<function>KeyVault`.
     pub functions: BTreeMap<String, FunctionIdentity>,
     /// The named developer environment this input renders (`--environment`), if any.
@@ -119,11 +122,18 @@ impl Environment {
             ("publicHost", &self.public_host),
             ("tlsCertificateUri", &self.tls_certificate_uri),
             ("kedaClientId", &self.keda_client_id),
+            ("privateEndpointsCidr", &self.private_endpoints_cidr),
         ];
         for (name, value) in fields {
             if value.trim().is_empty() {
                 problems.push(format!("input: {name} is empty"));
             }
+        }
+        if !is_ipv4_cidr(&self.private_endpoints_cidr) {
+            problems.push(format!(
+                "input: privateEndpointsCidr {:?} is not an IPv4 CIDR such as 10.240.6.0/27",
+                self.private_endpoints_cidr
+            ));
         }
         if self.image_tag == "latest" {
             problems.push("input: imageTag must name a release, not latest".to_owned());
@@ -169,4 +179,11 @@ impl Environment {
         }
         problems
     }
+}
+
+/// `a.b.c.d/n`, n at most 32.
+fn is_ipv4_cidr(text: &str) -> bool {
+    text.split_once('/').is_some_and(|(addr, bits)| {
+        addr.parse::<std::net::Ipv4Addr>().is_ok() && bits.parse::<u8>().is_ok_and(|b| b <= 32)
+    })
 }

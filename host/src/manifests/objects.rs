@@ -199,6 +199,12 @@ pub fn deployment(f: &Deployment, env: &Environment) -> Value {
             "seccompProfile": { "type": "RuntimeDefault" },
         },
         "containers": [],
+        // Replicas spread across zones, then nodes, so a zone or a node going away takes
+        // at most its share. Soft: a scale-from-zero pod is never left pending for balance.
+        "topologySpreadConstraints": [
+            spread("topology.kubernetes.io/zone", &f.name),
+            spread("kubernetes.io/hostname", &f.name),
+        ],
     });
     if !f.secrets.is_empty() {
         container["volumeMounts"] = json!([
@@ -239,6 +245,15 @@ pub fn deployment(f: &Deployment, env: &Environment) -> Value {
                 "spec": pod_spec,
             },
         },
+    })
+}
+
+fn spread(topology_key: &str, name: &str) -> Value {
+    json!({
+        "maxSkew": 1,
+        "topologyKey": topology_key,
+        "whenUnsatisfiable": "ScheduleAnyway",
+        "labelSelector": { "matchLabels": selector(name) },
     })
 }
 
@@ -416,8 +431,10 @@ pub fn pod_disruption_budget(f: &Deployment, env: &Environment) -> Value {
     })
 }
 
-/// Egress to Azure: public addresses only (Azure services' endpoints), on the ports the
-/// function's outputs use. Entra sign-in and Key Vault are HTTPS.
+/// Egress to Azure on the ports the function's outputs use: public addresses (Entra sign-in,
+/// and dev's Service Bus, which has no private endpoint; the hub's firewall narrows them to
+/// the FQDNs infra allows) and the subnet of the private endpoints (the vaults, Redis, Cosmos
+/// DB, prod's Service Bus).
 pub fn azure_egress(f: &Deployment, env: &Environment) -> Value {
     let mut ports = vec![443];
     if f.queue_trigger().is_some() || f.outputs.iter().any(|o| matches!(o, Output::Queue { .. })) {
@@ -444,12 +461,18 @@ pub fn azure_egress(f: &Deployment, env: &Environment) -> Value {
             "podSelector": { "matchLabels": selector(&f.name) },
             "policyTypes": ["Egress"],
             "egress": [{
-                "to": [{
-                    "ipBlock": {
-                        "cidr": "0.0.0.0/0",
-                        "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"],
+                // Public addresses (Entra, and dev's Service Bus, through the hub's
+                // firewall, which allows only the FQDNs infra/README.md lists) and the
+                // private endpoints of the vaults and stores, in the spoke.
+                "to": [
+                    {
+                        "ipBlock": {
+                            "cidr": "0.0.0.0/0",
+                            "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"],
+                        },
                     },
-                }],
+                    { "ipBlock": { "cidr": env.private_endpoints_cidr } },
+                ],
                 "ports": ports,
             }],
         },

@@ -3,8 +3,8 @@
 //! (`{"<name>": {"type": ..., "value": ...}}`), and `fabrikam manifests --outputs` puts every
 //! value it holds in place of the input file's, so no placeholder id reaches a cluster.
 //!
-//! What infra does not know stays from the input file: the public host and its TLS
-//! certificate, and the image tag (which `--images` replaces with the built digests).
+//! What infra does not know stays from the input file: the image tag (which `--images`
+//! replaces with the built digests).
 
 use std::collections::BTreeMap;
 
@@ -42,13 +42,16 @@ pub fn apply(env: &mut Environment, outputs: &Value, functions: &[Deployment]) -
             }
         }
     };
-    let fields: [(&str, &mut String); 6] = [
+    let fields: [(&str, &mut String); 9] = [
         ("tenantId", &mut env.tenant_id),
         ("kubernetesNamespace", &mut env.namespace),
         ("registryLoginServer", &mut env.image_registry),
         ("serviceBusNamespace", &mut env.service_bus_namespace),
         ("redisHost", &mut env.redis_host),
         ("kedaClientId", &mut env.keda_client_id),
+        ("privateEndpointsPrefix", &mut env.private_endpoints_cidr),
+        ("ingressHostName", &mut env.public_host),
+        ("ingressCertificateUri", &mut env.tls_certificate_uri),
     ];
     for (name, field) in fields {
         if let Some(value) = string(name, &mut problems) {
