@@ -27,6 +27,8 @@ param logAnalyticsId string
 param isProd bool
 
 var keyVaultSecretsUserRoleId = '4633458b-17de-408a-b874-0445c86b69e6'
+// Reads a whole certificate, key included: what app routing's Key Vault integration asks for.
+var keyVaultCertificateUserRoleId = 'db79e9a7-68ee-4b58-9aeb-b90e7c24fcba'
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: take('ingress-${uniqueString(resourceGroup().id, namePrefix)}', 24)
@@ -66,10 +68,10 @@ resource gatewayReadsCertificate 'Microsoft.Authorization/roleAssignments@2022-0
 }
 
 resource appRoutingReadsCertificate 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(vault.id, appRoutingPrincipalId, keyVaultSecretsUserRoleId)
+  name: guid(vault.id, appRoutingPrincipalId, keyVaultCertificateUserRoleId)
   scope: vault
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUserRoleId)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultCertificateUserRoleId)
     principalId: appRoutingPrincipalId
     principalType: 'ServicePrincipal'
   }

@@ -436,6 +436,10 @@ class Ingress(unittest.TestCase):
         readers = {dotted(resource(self.template, r)["properties"]["principalId"]) for r in
                    ("gatewayReadsCertificate", "appRoutingReadsCertificate")}
         self.assertEqual(readers, {"identity.properties.principalId", "appRoutingPrincipalId"})
+        roles = {r: resource(self.template, r)["properties"]["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]
+                 for r in ("gatewayReadsCertificate", "appRoutingReadsCertificate")}
+        self.assertEqual(roles, {"gatewayReadsCertificate": "keyVaultSecretsUserRoleId",
+                                 "appRoutingReadsCertificate": "keyVaultCertificateUserRoleId"})
         main = parse("main.bicep")
         self.assertEqual(dotted(module(main, "ingress")["params"]["appRoutingPrincipalId"]),
                          "aks.outputs.appRoutingPrincipalId")
