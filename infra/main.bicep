@@ -437,4 +437,5 @@ output ingressPublicIp string = ingress.outputs.publicIpAddress
 output privateEndpointsPrefix string = spoke.outputs.endpointsSubnetPrefix
 output ingressHostName string = ingressHostName
 output ingressPrivateIp string = ingressPrivateIp
+output ingressSubnetName string = spoke.outputs.ingressSubnetName
 output ingressCertificateUri string = '${ingress.outputs.vaultUri}certificates/${ingressCertificateName}'

@@ -41,8 +41,11 @@ BUILT_IN_ROLES = {
 }
 KEDA_ADD_ON = ("system:serviceaccount:kube-system:keda-operator",
                "the AKS KEDA add-on (its operator runs as kube-system/keda-operator)")
-APP_ROUTING = {"class": "webapprouting.kubernetes.azure.com", "namespace": "app-routing-system"}
-APP_ROUTING_PLACE = "the AKS application routing add-on (class webapprouting.kubernetes.azure.com, controller in app-routing-system)"
+# The Ingress's class is one the add-on runs because an NginxIngressController declares it
+# (keda/<profile>/cluster.yaml: the internal controller Application Gateway forwards to).
+DECLARED_CLASS = "a class an NginxIngressController declares"
+APP_ROUTING = {"class": DECLARED_CLASS, "namespace": "app-routing-system"}
+APP_ROUTING_PLACE = "the AKS application routing add-on (its controllers in app-routing-system, one per NginxIngressController)"
 
 
 _PARSED = {}
@@ -190,7 +193,9 @@ def load_facts(root=ROOT):
         accounts = {o["metadata"]["name"]: o for o in kind("ServiceAccount")}
         facts[f"namespace.input.{profile}"] = Fact(env["namespace"], f"keda/input/{profile}.json namespace")
         facts[f"namespace.manifests.{profile}"] = Fact(
-            sorted({o["metadata"]["namespace"] for o in objects if "namespace" in o["metadata"]}),
+            # kube-system holds managed Prometheus's settings (cluster.yaml), not the system.
+            sorted({o["metadata"]["namespace"] for o in objects
+                    if o["metadata"].get("namespace") not in (None, "kube-system")}),
             f"{place}, the objects' namespace")
         facts[f"subjects.manifests.{profile}"] = Fact(sorted(
             f"system:serviceaccount:{d['metadata']['namespace']}:{d['spec']['template']['spec']['serviceAccountName']}"
@@ -229,8 +234,11 @@ def load_facts(root=ROOT):
         policies = {o["metadata"]["name"]: o for o in kind("NetworkPolicy")}
         routing_from = [f["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
                         for f in policies["allow-ingress-to-http-functions"]["spec"]["ingress"][0]["from"]]
+        declared = {o["spec"]["ingressClassName"] for o in kind("NginxIngressController")
+                    if o["apiVersion"].startswith("approuting.kubernetes.azure.com/")}
+        ingress_class = ingress["spec"]["ingressClassName"]
         facts[f"approuting.{profile}"] = Fact(
-            {"class": ingress["spec"]["ingressClassName"],
+            {"class": DECLARED_CLASS if ingress_class in declared else ingress_class,
              "namespace": APP_ROUTING["namespace"] if APP_ROUTING["namespace"] in routing_from else routing_from},
             f"{place}, the Ingress's class and the network policy letting the controller in")
         external = next(o for o in kind("Service") if o["spec"].get("type") == "ExternalName")
@@ -384,8 +392,10 @@ FILE_EDITS = [
      "the app routing add-on"),
     ("keda/dev/package.yaml", "objectName: MongoDb-ConnectionString", "objectName: MongoDb-Connection",
      "each function's secrets (dev)"),
-    ("keda/prod/ingress.yaml", "ingressClassName: webapprouting.kubernetes.azure.com",
+    ("keda/prod/ingress.yaml", "ingressClassName: fabrikam-internal",
      "ingressClassName: nginx", "the app routing add-on (prod)"),
+    ("keda/dev/cluster.yaml", "  ingressClassName: fabrikam-internal",
+     "  ingressClassName: fabrikam-public", "the app routing add-on (dev)"),
     ("keda/input/dev.json", '"kedaClientId": "', '"kedaClientId": "x', "KEDA's identity (dev)"),
     ("keda/dev/workflow.yaml", "value: deliveries", "value: deliveryrequests", "the queues used (dev)"),
     ("scripts/deploy", "keda-add-ons-http --namespace kube-system", "keda-add-ons-http --namespace keda",

@@ -12,6 +12,7 @@ import copy
 import json
 import os
 import pathlib
+import re
 import subprocess
 import tempfile
 import unittest
@@ -176,6 +177,46 @@ class GeneratedManifests(unittest.TestCase):
             ingress = by_kind("Ingress")[0]
             paths = [p["path"] for p in ingress["spec"]["rules"][0]["http"]["paths"]]
             self.assertEqual(sorted(paths), ["/api/deliveries/public", "/api/deliveryrequests"])
+
+    def test_the_ingress_uses_the_internal_controller_at_the_address_infra_gives(self):
+        inputs = {p: json.loads((KEDA / "input" / f"{p}.json").read_text()) for p in ("dev", "prod")}
+        for name, objects in self.objects.items():
+            profile = self.profiles[name]
+            with self.subTest(profile=profile):
+                controllers = [o for o in objects if o["kind"] == "NginxIngressController"]
+                self.assertEqual(len(controllers), 1)
+                spec = controllers[0]["spec"]
+                self.assertNotIn("namespace", controllers[0]["metadata"], "it is cluster-scoped")
+                ingress = next(o for o in objects if o["kind"] == "Ingress")
+                self.assertEqual(ingress["spec"]["ingressClassName"], spec["ingressClassName"])
+                lb = spec["loadBalancerAnnotations"]
+                self.assertEqual(lb["service.beta.kubernetes.io/azure-load-balancer-internal"], "true")
+                self.assertEqual(lb["service.beta.kubernetes.io/azure-load-balancer-ipv4"], inputs[profile]["ingressPrivateIp"])
+                self.assertEqual(lb["service.beta.kubernetes.io/azure-load-balancer-internal-subnet"], inputs[profile]["ingressSubnet"])
+                self.assertEqual(ingress["spec"]["rules"][0]["host"], inputs[profile]["publicHost"])
+
+    def test_managed_prometheus_scrapes_the_functions_and_keda(self):
+        for name, objects in self.objects.items():
+            maps = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ConfigMap"}
+            settings = maps["ama-metrics-settings-configmap"]
+            self.assertEqual(settings["metadata"]["namespace"], "kube-system")
+            regex = re.search(r'podannotationnamespaceregex = "([^"]+)"', settings["data"]["pod-annotation-based-scraping"])[1]
+            namespaces = {o["metadata"].get("namespace") for o in objects if o["kind"] == "Deployment"}
+            for namespace in namespaces:
+                self.assertRegex(namespace, regex)
+                self.assertRegex(f"{namespace}-alice", regex, "a developer environment's namespace")
+            for d in (o for o in objects if o["kind"] == "Deployment"):
+                self.assertEqual(d["spec"]["template"]["metadata"]["annotations"]["prometheus.io/scrape"], "true")
+            scrape = maps["ama-metrics-prometheus-config"]
+            self.assertEqual(scrape["metadata"]["namespace"], "kube-system")
+            # Parsed, not `promtool check config`: Debian's promtool is built without Kubernetes
+            # service discovery and refuses kubernetes_sd_configs.
+            job = yaml.safe_load(scrape["data"]["prometheus-config"])["scrape_configs"][0]
+            self.assertEqual(job["job_name"], "keda-operator")
+            self.assertEqual(job["kubernetes_sd_configs"], [{"role": "pod", "namespaces": {"names": ["kube-system"]}}])
+            keep = {r["source_labels"][0]: r["regex"] for r in job["relabel_configs"] if r["action"] == "keep"}
+            self.assertEqual(keep, {"__meta_kubernetes_pod_label_app": "keda-operator",
+                                    "__meta_kubernetes_pod_container_port_number": "8080"})
 
     def test_replicas_spread_over_zones_then_nodes(self):
         for name, objects in self.objects.items():

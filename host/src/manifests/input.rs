@@ -34,6 +34,11 @@ pub struct Environment {
     /// `privateEndpointsPrefix`: the spoke subnet holding the private endpoints of the
     /// vaults and stores (CIDR), which the functions' egress policies allow.
     pub private_endpoints_cidr: String,
+    /// `ingressPrivateIp`: the fixed address of the internal load balancer of the app-routing
+    /// NGINX controller, which Application Gateway forwards to.
+    pub ingress_private_ip: String,
+    /// `ingressSubnetName`: the spoke subnet that load balancer takes its address from.
+    pub ingress_subnet: String,
     /// Per function: `<function>ClientId` and `<function>KeyVault`.
     pub functions: BTreeMap<String, FunctionIdentity>,
     /// The named developer environment this input renders (`--environment`), if any.
@@ -123,6 +128,7 @@ impl Environment {
             ("tlsCertificateUri", &self.tls_certificate_uri),
             ("kedaClientId", &self.keda_client_id),
             ("privateEndpointsCidr", &self.private_endpoints_cidr),
+            ("ingressSubnet", &self.ingress_subnet),
         ];
         for (name, value) in fields {
             if value.trim().is_empty() {
@@ -133,6 +139,16 @@ impl Environment {
             problems.push(format!(
                 "input: privateEndpointsCidr {:?} is not an IPv4 CIDR such as 10.240.6.0/27",
                 self.private_endpoints_cidr
+            ));
+        }
+        if self
+            .ingress_private_ip
+            .parse::<std::net::Ipv4Addr>()
+            .is_err()
+        {
+            problems.push(format!(
+                "input: ingressPrivateIp {:?} is not an IPv4 address",
+                self.ingress_private_ip
             ));
         }
         if self.image_tag == "latest" {

@@ -192,6 +192,9 @@ pub fn render(
         routing.push(objects::ingress(&public, env));
     }
     put("ingress.yaml".to_owned(), routing)?;
+    if env.environment_name.is_none() {
+        put("cluster.yaml".to_owned(), objects::cluster(env))?;
+    }
 
     for f in functions {
         let mut list = vec![objects::service_account(f, env)];
@@ -214,10 +217,11 @@ pub fn render(
         put(format!("{}.yaml", f.name), list)?;
     }
 
+    // No `namespace:`: every namespaced object names its own, and the cluster-wide ones
+    // (cluster.yaml) must keep theirs (none, or kube-system).
     let kustomization = serde_json::json!({
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
-        "namespace": env.namespace,
         "resources": resources,
     });
     files.insert(

@@ -30,9 +30,15 @@ fn interceptor_target() -> String {
 fn external_scaler() -> String {
     format!("keda-add-ons-http-external-scaler.{HTTP_ADD_ON_NAMESPACE}:9090")
 }
-/// The AKS application routing add-on's NGINX ingress class and namespace.
-const INGRESS_CLASS: &str = "webapprouting.kubernetes.azure.com";
+/// The ingress class of the internal NGINX controller the AKS application routing add-on runs
+/// for this system ([`ingress_controller`]), and the add-on's namespace.
+const INGRESS_CLASS: &str = "fabrikam-internal";
 const INGRESS_NAMESPACE: &str = "app-routing-system";
+/// The namespaces whose pods' `prometheus.io/*` annotations managed Prometheus follows: every
+/// environment's namespace, developer environments (`<namespace>-<name>`) included.
+fn scraped_namespaces(env: &Environment) -> String {
+    format!("^{}(-.+)?$", env.namespace)
+}
 
 fn labels(name: &str) -> Value {
     json!({
@@ -634,6 +640,76 @@ pub fn ingress(public: &[String], env: &Environment) -> Value {
         },
     })
 }
+
+/// The cluster-wide objects of the system, rendered with the environment (not with a
+/// developer environment, which shares its cluster's): the internal NGINX controller that
+/// app routing runs for the Ingress, on an internal load balancer at a fixed address in the
+/// spoke's ingress subnet, which Application Gateway forwards to; and managed Prometheus's
+/// settings, so it scrapes the functions' pods by their `prometheus.io/*` annotations, and a
+/// scrape job for the KEDA operator's metrics (its scaler errors are alerted on).
+pub fn cluster(env: &Environment) -> Vec<Value> {
+    vec![
+        json!({
+            "apiVersion": "approuting.kubernetes.azure.com/v1alpha1",
+            "kind": "NginxIngressController",
+            "metadata": { "name": INGRESS_CLASS, "labels": labels(INGRESS_CLASS) },
+            "spec": {
+                "ingressClassName": INGRESS_CLASS,
+                "controllerNamePrefix": INGRESS_CLASS,
+                "loadBalancerAnnotations": {
+                    "service.beta.kubernetes.io/azure-load-balancer-internal": "true",
+                    "service.beta.kubernetes.io/azure-load-balancer-internal-subnet": env.ingress_subnet,
+                    "service.beta.kubernetes.io/azure-load-balancer-ipv4": env.ingress_private_ip,
+                },
+            },
+        }),
+        json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": "ama-metrics-settings-configmap",
+                "namespace": "kube-system",
+                "labels": labels("ama-metrics-settings"),
+            },
+            "data": {
+                "schema-version": "v1",
+                "config-version": "ver1",
+                "pod-annotation-based-scraping": format!(
+                    "podannotationnamespaceregex = \"{}\"",
+                    scraped_namespaces(env)
+                ),
+            },
+        }),
+        json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": "ama-metrics-prometheus-config",
+                "namespace": "kube-system",
+                "labels": labels("ama-metrics-prometheus-config"),
+            },
+            "data": { "prometheus-config": KEDA_SCRAPE_CONFIG },
+        }),
+    ]
+}
+
+/// Managed Prometheus's custom scrape jobs: the KEDA operator's metrics (port 8080), whose
+/// `keda_scaler_detail_errors_total` the alert rules read (`keda/tests` checks its shape).
+const KEDA_SCRAPE_CONFIG: &str = "scrape_configs:
+- job_name: keda-operator
+  kubernetes_sd_configs:
+  - role: pod
+    namespaces:
+      names:
+      - kube-system
+  relabel_configs:
+  - source_labels: [__meta_kubernetes_pod_label_app]
+    action: keep
+    regex: keda-operator
+  - source_labels: [__meta_kubernetes_pod_container_port_number]
+    action: keep
+    regex: '8080'
+";
 
 /// The namespace (restricted pod security), its quota and its default limits, sized from
 /// the declarations: every function at its maximum, plus a rollout's surge.

@@ -42,7 +42,7 @@ pub fn apply(env: &mut Environment, outputs: &Value, functions: &[Deployment]) -
             }
         }
     };
-    let fields: [(&str, &mut String); 9] = [
+    let fields: [(&str, &mut String); 11] = [
         ("tenantId", &mut env.tenant_id),
         ("kubernetesNamespace", &mut env.namespace),
         ("registryLoginServer", &mut env.image_registry),
@@ -52,6 +52,8 @@ pub fn apply(env: &mut Environment, outputs: &Value, functions: &[Deployment]) -
         ("privateEndpointsPrefix", &mut env.private_endpoints_cidr),
         ("ingressHostName", &mut env.public_host),
         ("ingressCertificateUri", &mut env.tls_certificate_uri),
+        ("ingressPrivateIp", &mut env.ingress_private_ip),
+        ("ingressSubnetName", &mut env.ingress_subnet),
     ];
     for (name, field) in fields {
         if let Some(value) = string(name, &mut problems) {
