@@ -176,7 +176,8 @@ def section(results, args, elapsed):
         "function's port, and against the public API's through the ingress gateway. Phases: "
         "the documents' examples, coverage of every parameter and schema boundary (valid and "
         "invalid), random fuzzing, and stateful sequences following the documents' links (a "
-        "package PUT then read back; a delivery stored then read back).",
+        "package PUT then read back, a delivery stored then read back, a delivery request "
+        "followed to its delivery through the ingress).",
         f"- Checks on every response: {', '.join(CHECKS)}.",
         "",
         "| Document | Operations | Cases | Links followed | Responses | 5xx | Schema violations | Other failed checks | Result |",
