@@ -107,7 +107,8 @@ def schemathesis(venv, document, url, args, workdir):
                "--generation-database", "none",
                "--report", "json,ndjson", "--report-dir", str(reports)]
     log(f"{name}: {' '.join(command[1:])}")
-    completed = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE,
+    # Run in the work folder: schemathesis keeps a crash cache (.schemathesis/) where it runs.
+    completed = subprocess.run(command, cwd=workdir, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     (workdir / f"{name}.out").write_text(completed.stdout)
     summary = json.loads(next(reports.glob("*.json")).read_text())
