@@ -73,6 +73,9 @@ param zoneRedundant bool
 param ingressHostName string
 @description('The TLS certificate\'s name in the ingress vault; an operator imports it (or a Key Vault issuer renews it).')
 param ingressCertificateName string = 'ingress-tls'
+@description('That certificate, a PFX without password, base64 (the deployment writes it into the vault).')
+@secure()
+param ingressCertificatePfxBase64 string
 @description('The fixed address of the app-routing NGINX internal load balancer, in the spoke\'s ingress subnet.')
 param ingressPrivateIp string = '10.240.4.4'
 param appGatewayMinCapacity int
@@ -173,6 +176,8 @@ module ingress 'modules/ingress.bicep' = {
     ingressPrivateIp: ingressPrivateIp
     hostName: ingressHostName
     certificateName: ingressCertificateName
+    certificatePfxBase64: ingressCertificatePfxBase64
+    certificateExpiresAt: dateTimeToEpoch(dateTimeAdd(deployedAt, secretLifetime))
     appRoutingPrincipalId: aks.outputs.appRoutingPrincipalId
     minCapacity: appGatewayMinCapacity
     maxCapacity: appGatewayMaxCapacity

@@ -13,8 +13,13 @@ param gatewaySubnetId string
 param ingressPrivateIp string
 @description('The public host name clients use; the certificate must cover it.')
 param hostName string
-@description('The name of the certificate in the ingress vault (imported by an operator, or issued by a Key Vault certificate issuer).')
+@description('The name of the certificate in the ingress vault.')
 param certificateName string
+@description('The listener certificate, a PFX without password, base64: written into the vault by this deployment through Azure Resource Manager (the vault has no public endpoint), as the AKS baseline does.')
+@secure()
+param certificatePfxBase64 string
+@description('When the stored certificate expires (seconds since the epoch): deploy a renewed one before then.')
+param certificateExpiresAt int
 @description('The app-routing add-on\'s identity (object id), which reads the certificate for NGINX.')
 param appRoutingPrincipalId string
 @minValue(0)
@@ -48,6 +53,19 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     networkAcls: {
       bypass: 'AzureServices'
       defaultAction: 'Deny'
+    }
+  }
+}
+
+resource certificate 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: certificateName
+  properties: {
+    value: certificatePfxBase64
+    contentType: 'application/x-pkcs12'
+    attributes: {
+      enabled: true
+      exp: certificateExpiresAt
     }
   }
 }
@@ -171,6 +189,7 @@ resource gateway 'Microsoft.Network/applicationGateways@2024-01-01' = {
   }
   dependsOn: [
     gatewayReadsCertificate
+    certificate
   ]
   properties: {
     sku: {
