@@ -432,6 +432,15 @@ class Ingress(unittest.TestCase):
         backend = gateway["backendAddressPools"][0]["properties"]["backendAddresses"][0]
         self.assertEqual(backend["ipAddress"], "ingressPrivateIp")
 
+    def test_the_certificate_is_a_secure_parameter_written_into_the_private_vault(self):
+        main = parse("main.bicep")
+        self.assertIn("secure", str(main["parameters"]["ingressCertificatePfxBase64"]["decorators"]))
+        self.assertNotIn("ingressCertificatePfxBase64", (INFRA / "main.prod.parameters.json").read_text())
+        secret = resource(self.template, "certificate")
+        self.assertEqual(secret["properties"]["contentType"], "application/x-pkcs12")
+        self.assertTrue(secret["properties"]["attributes"]["exp"])
+        self.assertIn("certificate", [dotted(d) for d in resource(self.template, "gateway")["dependsOn"]])
+
     def test_the_gateway_and_app_routing_may_read_the_certificate(self):
         readers = {dotted(resource(self.template, r)["properties"]["principalId"]) for r in
                    ("gatewayReadsCertificate", "appRoutingReadsCertificate")}
