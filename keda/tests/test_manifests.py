@@ -9,6 +9,7 @@ unknown fields refused, as the API server refuses them for structural schemas.
 """
 
 import copy
+import ipaddress
 import json
 import os
 import pathlib
@@ -178,50 +179,80 @@ class GeneratedManifests(unittest.TestCase):
             paths = [p["path"] for p in ingress["spec"]["rules"][0]["http"]["paths"]]
             self.assertEqual(sorted(paths), ["/api/deliveries/public", "/api/deliveryrequests"])
 
+    def committed_input(self, name):
+        """The input a committed folder (keda/dev, keda/prod) was rendered from; None for other
+        renderings (from infra's outputs, or a developer environment's)."""
+        profile = self.profiles[name]
+        folder = next(f for n, _, f in self.folders if n == name)
+        if pathlib.Path(folder).resolve() != (KEDA / profile).resolve():
+            return None
+        return json.loads((KEDA / "input" / f"{profile}.json").read_text())
+
+    @staticmethod
+    def is_developer_environment(objects):
+        """A developer environment's functions are told its name (FABRIKAM_ENVIRONMENT, which
+        scopes their data); it renders no cluster-wide object."""
+        return any(e["name"] == "FABRIKAM_ENVIRONMENT"
+                   for o in objects if o["kind"] == "Deployment"
+                   for e in o["spec"]["template"]["spec"]["containers"][0]["env"])
+
     def test_the_ingress_uses_the_internal_controller_at_the_address_infra_gives(self):
-        inputs = {p: json.loads((KEDA / "input" / f"{p}.json").read_text()) for p in ("dev", "prod")}
         for name, objects in self.objects.items():
-            profile = self.profiles[name]
-            with self.subTest(profile=profile):
+            with self.subTest(rendering=name):
+                ingress = next(o for o in objects if o["kind"] == "Ingress")
                 controllers = [o for o in objects if o["kind"] == "NginxIngressController"]
+                if self.is_developer_environment(objects):
+                    # It shares its cluster's controller (rendered with the environment).
+                    self.assertEqual(controllers, [])
+                    self.assertEqual(ingress["spec"]["ingressClassName"], "fabrikam-internal")
+                    continue
                 self.assertEqual(len(controllers), 1)
                 spec = controllers[0]["spec"]
                 self.assertNotIn("namespace", controllers[0]["metadata"], "it is cluster-scoped")
-                ingress = next(o for o in objects if o["kind"] == "Ingress")
                 self.assertEqual(ingress["spec"]["ingressClassName"], spec["ingressClassName"])
                 lb = spec["loadBalancerAnnotations"]
                 self.assertEqual(lb["service.beta.kubernetes.io/azure-load-balancer-internal"], "true")
-                self.assertEqual(lb["service.beta.kubernetes.io/azure-load-balancer-ipv4"], inputs[profile]["ingressPrivateIp"])
-                self.assertEqual(lb["service.beta.kubernetes.io/azure-load-balancer-internal-subnet"], inputs[profile]["ingressSubnet"])
-                self.assertEqual(ingress["spec"]["rules"][0]["host"], inputs[profile]["publicHost"])
+                address = lb["service.beta.kubernetes.io/azure-load-balancer-ipv4"]
+                self.assertIsInstance(ipaddress.ip_address(address), ipaddress.IPv4Address)
+                self.assertTrue(lb["service.beta.kubernetes.io/azure-load-balancer-internal-subnet"])
+                given = self.committed_input(name)
+                if given:
+                    self.assertEqual(address, given["ingressPrivateIp"])
+                    self.assertEqual(lb["service.beta.kubernetes.io/azure-load-balancer-internal-subnet"], given["ingressSubnet"])
+                    self.assertEqual(ingress["spec"]["rules"][0]["host"], given["publicHost"])
 
     def test_managed_prometheus_scrapes_the_functions_and_keda(self):
         for name, objects in self.objects.items():
-            maps = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ConfigMap"}
-            settings = maps["ama-metrics-settings-configmap"]
-            self.assertEqual(settings["metadata"]["namespace"], "kube-system")
-            regex = re.search(r'podannotationnamespaceregex = "([^"]+)"', settings["data"]["pod-annotation-based-scraping"])[1]
-            namespaces = {o["metadata"].get("namespace") for o in objects if o["kind"] == "Deployment"}
-            for namespace in namespaces:
-                self.assertRegex(namespace, regex)
-                self.assertRegex(f"{namespace}-alice", regex, "a developer environment's namespace")
-            for d in (o for o in objects if o["kind"] == "Deployment"):
-                self.assertEqual(d["spec"]["template"]["metadata"]["annotations"]["prometheus.io/scrape"], "true")
-            scrape = maps["ama-metrics-prometheus-config"]
-            self.assertEqual(scrape["metadata"]["namespace"], "kube-system")
-            # Parsed, not `promtool check config`: Debian's promtool is built without Kubernetes
-            # service discovery and refuses kubernetes_sd_configs.
-            job = yaml.safe_load(scrape["data"]["prometheus-config"])["scrape_configs"][0]
-            self.assertEqual(job["job_name"], "keda-operator")
-            self.assertEqual(job["kubernetes_sd_configs"], [{"role": "pod", "namespaces": {"names": ["kube-system"]}}])
-            keep = {r["source_labels"][0]: r["regex"] for r in job["relabel_configs"] if r["action"] == "keep"}
-            self.assertEqual(keep, {"__meta_kubernetes_pod_label_app": "keda-operator",
-                                    "__meta_kubernetes_pod_container_port_number": "8080"})
+            with self.subTest(rendering=name):
+                maps = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ConfigMap"}
+                for d in (o for o in objects if o["kind"] == "Deployment"):
+                    self.assertEqual(d["spec"]["template"]["metadata"]["annotations"]["prometheus.io/scrape"], "true")
+                if self.is_developer_environment(objects):
+                    # Its cluster's settings cover it (the "-alice" case below).
+                    self.assertNotIn("ama-metrics-settings-configmap", maps)
+                    continue
+                settings = maps["ama-metrics-settings-configmap"]
+                self.assertEqual(settings["metadata"]["namespace"], "kube-system")
+                regex = re.search(r'podannotationnamespaceregex = "([^"]+)"', settings["data"]["pod-annotation-based-scraping"])[1]
+                namespaces = {o["metadata"].get("namespace") for o in objects if o["kind"] == "Deployment"}
+                for namespace in namespaces:
+                    self.assertRegex(namespace, regex)
+                    self.assertRegex(f"{namespace}-alice", regex, "a developer environment's namespace")
+                scrape = maps["ama-metrics-prometheus-config"]
+                self.assertEqual(scrape["metadata"]["namespace"], "kube-system")
+                # Parsed, not `promtool check config`: Debian's promtool is built without
+                # Kubernetes service discovery and refuses kubernetes_sd_configs.
+                job = yaml.safe_load(scrape["data"]["prometheus-config"])["scrape_configs"][0]
+                self.assertEqual(job["job_name"], "keda-operator")
+                self.assertEqual(job["kubernetes_sd_configs"], [{"role": "pod", "namespaces": {"names": ["kube-system"]}}])
+                keep = {r["source_labels"][0]: r["regex"] for r in job["relabel_configs"] if r["action"] == "keep"}
+                self.assertEqual(keep, {"__meta_kubernetes_pod_label_app": "keda-operator",
+                                        "__meta_kubernetes_pod_container_port_number": "8080"})
 
     def test_replicas_spread_over_zones_then_nodes(self):
         for name, objects in self.objects.items():
             for d in (o for o in objects if o["kind"] == "Deployment"):
-                with self.subTest(profile=self.profiles[name], deployment=d["metadata"]["name"]):
+                with self.subTest(rendering=name, deployment=d["metadata"]["name"]):
                     spread = d["spec"]["template"]["spec"]["topologySpreadConstraints"]
                     self.assertEqual([c["topologyKey"] for c in spread],
                                      ["topology.kubernetes.io/zone", "kubernetes.io/hostname"])
@@ -230,16 +261,18 @@ class GeneratedManifests(unittest.TestCase):
                         self.assertEqual(c["maxSkew"], 1)
 
     def test_functions_reach_the_private_endpoints_subnet_on_their_outputs_ports(self):
-        inputs = {p: json.loads((KEDA / "input" / f"{p}.json").read_text()) for p in ("dev", "prod")}
         for name, objects in self.objects.items():
-            cidr = inputs[self.profiles[name]]["privateEndpointsCidr"]
+            given = self.committed_input(name)
             policies = [o for o in objects if o["kind"] == "NetworkPolicy" and o["metadata"]["name"].endswith("-egress-azure")]
             self.assertEqual(len(policies), 5)
             for p in policies:
-                with self.subTest(profile=self.profiles[name], policy=p["metadata"]["name"]):
+                with self.subTest(rendering=name, policy=p["metadata"]["name"]):
                     blocks = [t["ipBlock"]["cidr"] for t in p["spec"]["egress"][0]["to"]]
-                    self.assertIn(cidr, blocks)
-
+                    private = [b for b in blocks if b != "0.0.0.0/0"]
+                    self.assertEqual(len(private), 1, blocks)
+                    self.assertTrue(ipaddress.ip_network(private[0]).is_private, private)
+                    if given:
+                        self.assertEqual(private[0], given["privateEndpointsCidr"])
 
     def test_pinned_renderings_name_every_image_by_digest(self):
         if not os.environ.get("FABRIKAM_PINNED"):

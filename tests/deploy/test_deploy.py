@@ -106,8 +106,21 @@ class Render(unittest.TestCase):
             self.assertEqual(ta["spec"]["podIdentity"]["identityId"], output("kedaClientId"))
 
     def test_the_queue_namespace_and_hosts_come_from_the_outputs(self):
-        self.assertEqual({o["metadata"]["namespace"] for o in self.objects if "namespace" in o["metadata"]},
+        # kube-system holds only managed Prometheus's settings (cluster.yaml).
+        self.assertEqual({o["metadata"]["namespace"] for o in self.objects
+                          if o["metadata"].get("namespace") not in (None, "kube-system")},
                          {output("kubernetesNamespace")})
+        self.assertEqual({o["kind"] for o in self.objects if o["metadata"].get("namespace") == "kube-system"},
+                         {"ConfigMap"})
+        ingress = self.kind("Ingress")[0]
+        self.assertEqual(ingress["spec"]["rules"][0]["host"], output("ingressHostName"))
+        self.assertEqual(ingress["metadata"]["annotations"]["kubernetes.azure.com/tls-cert-keyvault-uri"],
+                         output("ingressCertificateUri"))
+        lb = self.kind("NginxIngressController")[0]["spec"]["loadBalancerAnnotations"]
+        self.assertEqual(lb["service.beta.kubernetes.io/azure-load-balancer-ipv4"], output("ingressPrivateIp"))
+        self.assertEqual(lb["service.beta.kubernetes.io/azure-load-balancer-internal-subnet"], output("ingressSubnetName"))
+        for policy in (o for o in self.kind("NetworkPolicy") if o["metadata"]["name"].endswith("-egress-azure")):
+            self.assertIn(output("privateEndpointsPrefix"), [t["ipBlock"]["cidr"] for t in policy["spec"]["egress"][0]["to"]])
         queues = {o["spec"]["triggers"][0]["metadata"]["queueName"] for o in self.kind("ScaledObject")
                   if o["spec"]["triggers"][0]["type"] == "azure-servicebus"}
         self.assertEqual(queues, set(output("queueNames")))
@@ -196,7 +209,9 @@ class DeveloperEnvironments(unittest.TestCase):
             for o in scaled:
                 self.assertEqual(o["spec"]["minReplicaCount"], 0, o["metadata"]["name"])
             ingress = next(o for o in objs if o["kind"] == "Ingress")
-            self.assertEqual(ingress["spec"]["rules"][0]["host"], f"{name}.dev.drones.fabrikam.example")
+            self.assertEqual(ingress["spec"]["rules"][0]["host"], f"{name}.{output('ingressHostName')}")
+            # The cluster-wide objects come with the environment's own rendering, not with this.
+            self.assertEqual([o for o in objs if o["kind"] == "NginxIngressController"], [])
 
 
 class GitOpsPublication(unittest.TestCase):
