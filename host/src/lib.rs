@@ -3,6 +3,7 @@
 //! gateways: the ingress, which serves the public routes only, as the cluster's does, and
 //! the internal gateway, which serves every route, as the HTTP add-on's interceptor does.
 
+pub mod generated;
 pub mod images;
 pub mod infra;
 pub mod manifests;

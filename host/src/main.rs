@@ -215,8 +215,9 @@ fn openapi(args: &OpenapiArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let files = host::openapi::files(&docs);
     if args.check {
-        let problems = host::openapi::differences(&args.out, &docs);
+        let problems = host::generated::differences(&files, &args.out);
         for p in &problems {
             eprintln!("fabrikam openapi: {p}");
         }
@@ -227,10 +228,10 @@ fn openapi(args: &OpenapiArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     } else {
-        match host::openapi::write(&args.out, &docs) {
+        match host::generated::write(&files, &args.out) {
             Ok(()) => {
-                for doc in &docs {
-                    println!("{}", host::openapi::file_of(&args.out, doc).display());
+                for name in files.keys() {
+                    println!("{}", args.out.join(name).display());
                 }
                 ExitCode::SUCCESS
             }

@@ -5,7 +5,6 @@
 //! Each function is built as `fabrikam dev` builds it, on the embedded queue and stores, so
 //! the documents come from the routes the functions really register.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use runtime::config::MapEnv;
@@ -14,6 +13,7 @@ use runtime::queue::embedded::EmbeddedBroker;
 use runtime::telemetry::Metrics;
 use runtime::{Bindings, StartError};
 
+use crate::generated::Files;
 use crate::{Wired, functions};
 
 /// The public API's file name in `docs/openapi/`.
@@ -92,49 +92,9 @@ pub fn documents(apis: &[FunctionApi]) -> Result<Vec<Document>, serde_json::Erro
     Ok(docs)
 }
 
-/// The path of `doc` under `dir`.
-pub fn file_of(dir: &Path, doc: &Document) -> PathBuf {
-    dir.join(format!("{}.json", doc.name))
-}
-
-/// The files under `dir` that differ from `docs`, are missing, or are left over: empty when
-/// the folder is what `write` would make it.
-pub fn differences(dir: &Path, docs: &[Document]) -> Vec<String> {
-    let mut problems = Vec::new();
-    for doc in docs {
-        let path = file_of(dir, doc);
-        match std::fs::read_to_string(&path) {
-            Ok(text) if text == doc.json => {}
-            Ok(_) => problems.push(format!("{} differs from the code", path.display())),
-            Err(e) => problems.push(format!("{}: {e}", path.display())),
-        }
-    }
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let known = docs.iter().any(|d| format!("{}.json", d.name) == name);
-            if name.ends_with(".json") && !known {
-                problems.push(format!(
-                    "{} documents no registered HTTP function",
-                    entry.path().display()
-                ));
-            }
-        }
-    }
-    problems
-}
-
-/// Writes `docs` under `dir`, removing JSON files no function documents any more.
-pub fn write(dir: &Path, docs: &[Document]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    for entry in std::fs::read_dir(dir)?.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".json") && !docs.iter().any(|d| format!("{}.json", d.name) == name) {
-            std::fs::remove_file(entry.path())?;
-        }
-    }
-    for doc in docs {
-        std::fs::write(file_of(dir, doc), &doc.json)?;
-    }
-    Ok(())
+/// The documents as the files of `docs/openapi/` (see [`crate::generated`]).
+pub fn files(docs: &[Document]) -> Files {
+    docs.iter()
+        .map(|doc| (format!("{}.json", doc.name), doc.json.clone()))
+        .collect()
 }

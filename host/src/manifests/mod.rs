@@ -6,13 +6,13 @@ pub mod input;
 mod objects;
 mod outputs;
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
 use runtime::deploy::{Deployment, Output, Profile};
 use serde_json::Value;
 
+pub use crate::generated::{Files, differences, write};
 pub use input::Environment;
 pub use objects::{DRAIN_GRACE_SECONDS, PORT};
 
@@ -41,9 +41,6 @@ impl ManifestError {
         Self(vec![message])
     }
 }
-
-/// The rendered files of one profile, by file name.
-pub type Files = BTreeMap<String, String>;
 
 /// Reads an input file, refusing unknown fields.
 pub fn read_input(path: &Path) -> Result<Environment, ManifestError> {
@@ -248,48 +245,4 @@ fn yaml(profile: Profile, objects: &[Value]) -> Result<String, ManifestError> {
         out.push_str(&text);
     }
     Ok(out)
-}
-
-/// What differs between `files` and the folder `dir`: files missing, changed or extra.
-pub fn differences(files: &Files, dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for (name, text) in files {
-        match std::fs::read_to_string(dir.join(name)) {
-            Ok(on_disk) if &on_disk == text => {}
-            Ok(_) => out.push(format!("{} differs", dir.join(name).display())),
-            Err(_) => out.push(format!("{} is missing", dir.join(name).display())),
-        }
-    }
-    for path in stray_yaml(files, dir) {
-        out.push(format!("{} is not generated", path.display()));
-    }
-    out.sort();
-    out
-}
-
-/// Writes `files` into `dir`, removing YAML files that are no longer generated.
-pub fn write(files: &Files, dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    for path in stray_yaml(files, dir) {
-        std::fs::remove_file(path)?;
-    }
-    for (name, text) in files {
-        std::fs::write(dir.join(name), text)?;
-    }
-    Ok(())
-}
-
-/// The YAML files in `dir` that generation no longer writes.
-fn stray_yaml(files: &Files, dir: &Path) -> Vec<std::path::PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter(|entry| {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            name.ends_with(".yaml") && !files.contains_key(&name)
-        })
-        .map(|entry| entry.path())
-        .collect()
 }
