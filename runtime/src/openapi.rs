@@ -466,6 +466,60 @@ mod tests {
         assert_eq!(schema["pattern"], ID_PATTERN);
     }
 
+    type Service = tower::util::BoxCloneSyncService<
+        axum::extract::Request,
+        axum::response::Response,
+        std::convert::Infallible,
+    >;
+
+    async fn status_of(service: &Service, method: &str, path: &str) -> (u16, Vec<u8>) {
+        use http_body_util::BodyExt as _;
+        use tower::ServiceExt as _;
+        let request = axum::extract::Request::builder()
+            .method(method)
+            .uri(path)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = service.clone().oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        (status, body)
+    }
+
+    #[tokio::test]
+    async fn operations_registered_apart_on_one_path_are_all_served_and_the_document_too() {
+        let routes: Routes = Routes::under("/api/things")
+            .operations(routes!(get_thing))
+            .operations(routes!(put_thing));
+        let service = crate::http::host_service(
+            routes,
+            crate::http::HostContext {
+                metrics: crate::telemetry::Metrics::new("things").unwrap(),
+                readiness: crate::lifecycle::Readiness::new(0),
+                body_limit: 1024,
+            },
+        );
+        let service = Service::new(service);
+        assert_eq!(status_of(&service, "GET", "/api/things/a").await.0, 200);
+        assert_eq!(status_of(&service, "PUT", "/api/things/a").await.0, 200);
+        let (status, body) = status_of(&service, "GET", "/openapi.json").await;
+        assert_eq!(status, 200);
+        let doc: Value = serde_json::from_slice(&body).unwrap();
+        let methods: Vec<&String> = doc["paths"]["/api/things/{id}"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        assert_eq!(methods, ["get", "put"]);
+        assert_eq!(doc["info"]["title"], "Fabrikam things");
+    }
+
     crate::named_enum! {
         enum Shade { Light, Dark }
     }

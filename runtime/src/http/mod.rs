@@ -15,6 +15,7 @@ mod reply;
 
 use std::convert::Infallible;
 use std::future::IntoFuture;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -97,8 +98,9 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
     pub fn operations(mut self, (schemas, paths, method_router): UtoipaMethodRouter<S>) -> Self {
         for (path, item) in paths.paths {
             let template = format!("{}{path}", self.prefix);
+            // A path already routed gains these methods (axum merges method routers).
+            self.router = self.router.route(&template, method_router.clone());
             if !self.templates.contains(&template) {
-                self.router = self.router.route(&template, method_router.clone());
                 self.templates.push(template.clone());
             }
             self.api.add(&template, item);
@@ -128,8 +130,8 @@ impl Routes<()> {
         &self.api
     }
 
-    pub fn into_parts(self) -> (Router, Vec<String>) {
-        (self.router, self.templates)
+    pub fn into_parts(self) -> (Router, Vec<String>, RoutesApi) {
+        (self.router, self.templates, self.api)
     }
 }
 
@@ -151,12 +153,11 @@ pub fn host_service(
 + Send
 + Sync
 + 'static {
-    // Serialized once; it cannot fail (every map key is a string), but if it did the route
+    let (router, templates, api) = routes.into_parts();
+    // Built and serialized on the first request, not at start-up (a cold start serves
+    // traffic first). It cannot fail (every map key is a string), but if it did the route
     // would say so rather than the host refuse to serve.
-    let openapi = to_json(&function_document(ctx.metrics.function(), routes.api()))
-        .map(bytes::Bytes::from)
-        .map_err(|e| e.to_string());
-    let (router, templates) = routes.into_parts();
+    let openapi = Arc::new((ctx.metrics.function().to_owned(), api, OnceLock::new()));
     let metrics = ctx.metrics.clone();
     let readiness = ctx.readiness.clone();
     let router = router
@@ -164,7 +165,14 @@ pub fn host_service(
         .route(
             OPENAPI_PATH,
             get(move || {
-                let document = openapi.clone();
+                let (name, api, document) = &*openapi;
+                let document = document
+                    .get_or_init(|| {
+                        to_json(&function_document(name, api))
+                            .map(bytes::Bytes::from)
+                            .map_err(|e| e.to_string())
+                    })
+                    .clone();
                 async move {
                     match document {
                         Ok(json) => ([(http::header::CONTENT_TYPE, "application/json")], json)
