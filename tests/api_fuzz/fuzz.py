@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 from openapi_spec_validator import validate
@@ -192,7 +193,9 @@ def section(results, args, elapsed):
             f"{r['links']} | {r['responses']} | {r['server_errors']} | {r['schema_violations']} | "
             f"{', '.join(f'{k}: {v}' for k, v in other.items()) or 'none'} | "
             f"{'pass' if r['passed'] else 'FAIL'} |")
-    total = lambda key: sum(r[key] for r in results)  # noqa: E731
+    def total(key):
+        return sum(r[key] for r in results)
+
     lines += [
         f"| **all** | {total('operations')} | {total('cases')} | | {total('responses')} | "
         f"{total('server_errors')} | {total('schema_violations')} | | "

@@ -31,7 +31,7 @@ fn external_scaler() -> String {
     format!("keda-add-ons-http-external-scaler.{HTTP_ADD_ON_NAMESPACE}:9090")
 }
 /// The ingress class of the internal NGINX controller the AKS application routing add-on runs
-/// for this system ([`ingress_controller`]), and the add-on's namespace.
+/// for this system ([`cluster`]), and the add-on's namespace.
 const INGRESS_CLASS: &str = "fabrikam-internal";
 const INGRESS_NAMESPACE: &str = "app-routing-system";
 /// The namespaces whose pods' `prometheus.io/*` annotations managed Prometheus follows: every
