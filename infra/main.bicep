@@ -82,8 +82,6 @@ param appGatewayMinCapacity int
 param appGatewayMaxCapacity int
 @description('Requests per minute per client IP before the WAF blocks it.')
 param wafRateLimitPerMinute int = 600
-@description('Public IP ranges (CIDR) images are pushed from: the release pipeline\'s egress.')
-param registryPushIpRanges array
 @description('Where alerts go.')
 param alertEmails array
 
@@ -307,7 +305,7 @@ module registry 'modules/registry.bicep' = {
     sku: registrySku
     kubeletObjectId: aks.outputs.kubeletObjectId
     zoneRedundant: zoneRedundant && registryPrivate
-    pushIpRanges: registryPushIpRanges
+    publicAccess: registryPrivate ? 'Disabled' : 'Enabled'
   }
 }
 
@@ -419,6 +417,10 @@ output tenantId string = tenantId
 output aksName string = aks.outputs.name
 output kubernetesNamespace string = kubernetesNamespace
 output registryLoginServer string = registry.outputs.loginServer
+// A private registry (prod) takes no pushes: scripts/deploy and the release import into it
+// from the registry named by this id in the environment the images were tested in (dev).
+output registryId string = registry.outputs.id
+output registryPrivate bool = registryPrivate
 output serviceBusNamespace string = serviceBus.outputs.fullyQualifiedNamespace
 output queueNames array = registry.queues
 output redisHost string = redis.outputs.hostName

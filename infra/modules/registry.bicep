@@ -1,6 +1,9 @@
 // The container registry the function images come from; the cluster's kubelet identity
-// pulls with AcrPull, no admin user. Prod's is Premium, zone redundant, and reached by the
-// nodes through its private endpoint (main.bicep).
+// pulls with AcrPull, no admin user. Prod's is Premium, zone redundant, private: the nodes
+// pull through its private endpoint (main.bicep) and nothing pushes to it. The release
+// imports dev's tested digests into it with `az acr import` (scripts/import-images), which
+// the registry service runs itself through Resource Manager, so no client ever reaches its
+// data endpoint. Dev's Basic registry (no private endpoints in that tier) takes the pushes.
 
 param location string
 param namePrefix string
@@ -12,8 +15,15 @@ param namePrefix string
 param sku string
 param kubeletObjectId string
 param zoneRedundant bool
-@description('The public IP ranges images are pushed from (the release pipeline\'s egress); nothing else reaches the public endpoint. The nodes pull through the private endpoint (Premium).')
-param pushIpRanges array
+// Private unless the caller says otherwise: main.bicep opens it only for dev's Basic registry,
+// which cannot close it (a tier without private endpoints). Not named publicNetworkAccess:
+// checkov links parameters of one name across files, and servicebus.bicep has one.
+@description('The public endpoint: Disabled (Premium, prod), or Enabled for a Basic or Standard registry, which cannot turn it off.')
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+param publicAccess string = 'Disabled'
 
 var acrPullRoleId = '7f951dda-4ed3-4680-a7ca-43fe172d538d'
 // Network rules, private endpoints and zone redundancy are Premium features.
@@ -30,17 +40,12 @@ resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' = {
     adminUserEnabled: false
     anonymousPullEnabled: false
     zoneRedundancy: zoneRedundant ? 'Enabled' : 'Disabled'
-    // Still public, for the pushes from CI outside the network, but (Premium, prod) closed to
-    // everything but their ranges; infra/README.md says why this is the one public endpoint
-    // left. Dev's Basic registry has no network rules.
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: publicAccess
+    // `az acr import` into a network-restricted registry needs the trusted-services bypass.
     networkRuleBypassOptions: 'AzureServices'
     networkRuleSet: premium ? {
       defaultAction: 'Deny'
-      ipRules: [for range in pushIpRanges: {
-        action: 'Allow'
-        value: range
-      }]
+      ipRules: []
     } : null
   }
 }
@@ -57,3 +62,4 @@ resource kubeletPull 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 
 output id string = registry.id
 output loginServer string = registry.properties.loginServer
+output name string = registry.name

@@ -360,13 +360,25 @@ class PrivateAccess(unittest.TestCase):
         self.assertEqual(conditional(namespace["publicNetworkAccess"])[1:], ("Enabled", "Disabled"))
         self.assertEqual(main["modules"]["serviceBusEndpoint"]["config"]["condition"], "serviceBusPrivate")
 
-    def test_prods_registry_is_premium_private_and_closed_to_all_but_the_pushes(self):
+    def test_prods_registry_is_premium_and_has_no_public_endpoint(self):
+        """Premium (prod) turns the public endpoint off; nothing pushes there (the release
+        imports through Resource Manager, which needs the trusted-services bypass)."""
         self.assertEqual(parameters("prod")["registrySku"], "Premium")
-        registry = resource(parse("modules/registry.bicep"), "registry")["properties"]
-        _, rules, _ = conditional(registry["networkRuleSet"])
-        self.assertEqual(rules["defaultAction"], "Deny")
+        main = parse("main.bicep")
+        self.assertEqual(main["variables"]["registryPrivate"]["value"]["operator"]["type"], "equals")
+        access = module(main, "registry")["params"]["publicAccess"]
+        self.assertEqual(conditional(access), ("registryPrivate", "Disabled", "Enabled"))
+        template = parse("modules/registry.bicep")
+        self.assertEqual(template["parameters"]["publicAccess"]["default"], "Disabled")
+        registry = resource(template, "registry")["properties"]
+        self.assertEqual(registry["publicNetworkAccess"], "publicAccess")
+        self.assertEqual(registry["networkRuleBypassOptions"], "AzureServices")
+        condition, rules, _ = conditional(registry["networkRuleSet"])
+        self.assertEqual(condition, "premium")
+        self.assertEqual((rules["defaultAction"], rules["ipRules"]), ("Deny", []))
         self.assertIs(registry["adminUserEnabled"], False)
-        self.assertEqual(parse("main.bicep")["modules"]["registryEndpoint"]["config"]["condition"], "registryPrivate")
+        self.assertNotIn("pushIpRanges", template["parameters"])
+        self.assertEqual(main["modules"]["registryEndpoint"]["config"]["condition"], "registryPrivate")
 
     def test_each_dependency_has_a_private_endpoint_in_the_endpoints_subnet(self):
         main = parse("main.bicep")

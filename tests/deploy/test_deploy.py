@@ -255,5 +255,96 @@ class GitOpsPublication(unittest.TestCase):
             self.assertIn("dev: the manifests of rev3", branch("log", "--format=%s", "gitops"))
 
 
+FAKE_AZ = """#!/usr/bin/env python3
+# A stand-in for the Azure CLI: records its arguments, one JSON line per call, and fails
+# when FAKE_AZ_FAIL is set.
+import json, os, sys
+with open(os.environ["FAKE_AZ_LOG"], "a") as log:
+    log.write(json.dumps(sys.argv[1:]) + "\\n")
+sys.exit(1 if os.environ.get("FAKE_AZ_FAIL") else 0)
+"""
+
+DEV_REGISTRY_ID = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/fabrikam-dev"
+                   "/providers/Microsoft.ContainerRegistry/registries/fabrikamdevacr")
+
+
+class Promotion(unittest.TestCase):
+    """Prod's registry is private: scripts/import-images (the release's prod job, and
+    scripts/deploy prod's images step) has it import each built digest from dev's, with a
+    stand-in az that records what it is asked."""
+
+    def setUp(self):
+        import os
+        import tempfile
+
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+        tmp = pathlib.Path(self.tmp.name)
+        az = tmp / "az"
+        az.write_text(FAKE_AZ)
+        az.chmod(0o755)
+        self.log = tmp / "az.log"
+        self.env = {**os.environ, "PATH": f"{tmp}:{os.environ['PATH']}", "FAKE_AZ_LOG": str(self.log)}
+        self.images = json.loads((ROOT / "target" / "images" / "images.json").read_text())["images"]
+
+    def run_with_az(self, *args, fail=False):
+        env = dict(self.env)
+        if fail:
+            env["FAKE_AZ_FAIL"] = "1"
+        return subprocess.run(list(args), cwd=ROOT, capture_output=True, text=True, env=env)
+
+    def calls(self):
+        return [json.loads(line) for line in self.log.read_text().splitlines()] if self.log.exists() else []
+
+    def test_each_built_digest_is_imported_from_the_source_registry_under_its_tag(self):
+        result = self.run_with_az("scripts/import-images", "fabrikamprodacr.azurecr.io", DEV_REGISTRY_ID)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        expected = [["acr", "import", "--name", "fabrikamprodacr", "--registry", DEV_REGISTRY_ID,
+                     "--source", f"{i['name']}@{i['digest']}", "--image", f"{i['name']}:{i['tag']}",
+                     "--force", "--only-show-errors"] for i in self.images]
+        self.assertEqual(self.calls(), expected)
+
+    def test_a_failed_import_stops_the_promotion(self):
+        result = self.run_with_az("scripts/import-images", "fabrikamprodacr.azurecr.io", DEV_REGISTRY_ID, fail=True)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertEqual(len(self.calls()), 1)
+
+    def test_import_images_refuses_what_is_not_a_registry(self):
+        for args in [(), ("fabrikamprodacr.azurecr.io",), ("ghcr.io", DEV_REGISTRY_ID),
+                     ("fabrikamprodacr.azurecr.io", "fabrikamdevacr")]:
+            with self.subTest(args=args):
+                result = self.run_with_az("scripts/import-images", *args)
+                self.assertEqual(result.returncode, 2, result.stderr)
+                self.assertIn("usage: scripts/import-images", result.stderr)
+        self.assertEqual(self.calls(), [])
+
+    def test_deploy_prod_needs_the_source_registry_before_anything_runs(self):
+        result = self.run_with_az("scripts/deploy", "prod", "rg", "westeurope")
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("the prod registry is private", result.stderr)
+        self.assertIn("--images-from", result.stderr)
+        self.assertEqual(self.calls(), [], "nothing may reach Azure before the arguments are complete")
+
+    def test_deploy_imports_into_a_private_registry_and_pushes_nothing(self):
+        outputs = pathlib.Path(self.tmp.name) / "prod.outputs.json"
+        sample = json.loads(SAMPLE.read_text())
+        sample["registryLoginServer"]["value"] = "fabrikamprodacr.azurecr.io"
+        sample["registryPrivate"]["value"] = True
+        outputs.write_text(json.dumps(sample))
+        result = self.run_with_az("scripts/deploy", "prod", "--only", "images", "--outputs", str(outputs),
+                                  "--images-from", DEV_REGISTRY_ID)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual([c[:4] for c in self.calls()], [["acr", "import", "--name", "fabrikamprodacr"]] * len(self.images))
+
+    def test_the_release_promotes_by_import_with_devs_registry_id(self):
+        release = yaml.safe_load((ROOT / ".github" / "workflows" / "release.yml").read_text())
+        kept = next(s for s in release["jobs"]["dev"]["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
+        self.assertIn("infra/out/dev.outputs.json", kept["with"]["path"].split())
+        prod = "\n".join(s.get("run", "") for s in release["jobs"]["prod"]["steps"])
+        self.assertIn("scripts/import-images", prod)
+        self.assertIn(".registryId.value infra/out/dev.outputs.json", prod)
+        self.assertNotIn("push-images", prod)
+
+
 if __name__ == "__main__":
     unittest.main()
