@@ -245,3 +245,81 @@ pub async fn e2e(gateway: &str, duration: Duration, pace: Pace) -> Result<Value,
         "p99_ms": p99,
     }))
 }
+
+/// Which package request [`packages`] sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackageOp {
+    /// `PUT /api/packages/{prefix}-{n}`: each a new id, so each an insert (201).
+    Put,
+    /// `GET /api/packages/{prefix}-{n}`: the ids a `Put` run with the same prefix stored.
+    Get,
+}
+
+/// Exactly `count` package requests over `connections` keep-alive connections, ids
+/// `{prefix}-0` to `{prefix}-{count-1}`, each once. A fixed count rather than a duration, so
+/// the CPU a server spent over the run divides into a cost per request.
+pub async fn packages(
+    base: &str,
+    prefix: &str,
+    op: PackageOp,
+    connections: usize,
+    count: u64,
+) -> Result<Value, BenchError> {
+    let client = client();
+    let base = base.trim_end_matches('/').to_owned();
+    let next = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..connections.max(1) {
+        let (client, base, prefix, next, errors) = (
+            client.clone(),
+            base.clone(),
+            prefix.to_owned(),
+            next.clone(),
+            errors.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let body = json!({"size": "Small", "weight": 2.5, "tag": "bench"});
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= count {
+                    break;
+                }
+                let url = format!("{base}/api/packages/{prefix}-{n}");
+                let sent = Instant::now();
+                let (result, expected) = match op {
+                    PackageOp::Put => (
+                        send(&client, Method::PUT, &url, Some(&body)).await,
+                        StatusCode::CREATED,
+                    ),
+                    PackageOp::Get => {
+                        (send(&client, Method::GET, &url, None).await, StatusCode::OK)
+                    }
+                };
+                match result {
+                    Ok((status, _)) if status == expected => latencies.push(sent.elapsed()),
+                    _ => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for w in workers {
+        latencies.extend(w.await.map_err(|e| e.to_string())?);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let (p50, p99) = percentiles(&mut latencies);
+    Ok(json!({
+        "requests": latencies.len(),
+        "errors": errors.load(Ordering::Relaxed),
+        "seconds": elapsed,
+        "rps": latencies.len() as f64 / elapsed,
+        "p50_ms": p50,
+        "p99_ms": p99,
+    }))
+}

@@ -7,6 +7,8 @@
 //! - `e2e GATEWAY SECONDS RATE|sat:CONCURRENCY`: delivery requests at a fixed rate (or as
 //!   fast as CONCURRENCY workers go), each timed from its scheduled start until its delivery
 //!   is readable through `GET /api/deliveries/public/{id}` (the ingress's route).
+//! - `packages BASE PREFIX put|get CONNECTIONS COUNT`: exactly COUNT package PUTs (new ids
+//!   `PREFIX-n`) or GETs (of those ids) on keep-alive connections, for a cost per request.
 //!
 //! Written here rather than taken from `wrk` so both sides of every comparison and the
 //! end-to-end runs use one generator, and so fixed-rate latencies are measured from the
@@ -19,7 +21,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 const USAGE: &str = "usage: fabrikam-bench bare PORT FILE | get URL CONNECTIONS SECONDS | \
-                     e2e GATEWAY SECONDS RATE|sat:CONCURRENCY";
+                     e2e GATEWAY SECONDS RATE|sat:CONCURRENCY | \
+                     packages BASE PREFIX put|get CONNECTIONS COUNT";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -54,6 +57,23 @@ fn main() -> ExitCode {
                     None => load::Pace::Rate(mode.parse().map_err(|_| "RATE")?),
                 };
                 let report = load::e2e(gateway, seconds, pace).await?;
+                println!("{report}");
+                Ok(())
+            }
+            ["packages", base, prefix, op, connections, count] => {
+                let op = match *op {
+                    "put" => load::PackageOp::Put,
+                    "get" => load::PackageOp::Get,
+                    _ => return Err("operation (put or get)".into()),
+                };
+                let report = load::packages(
+                    base,
+                    prefix,
+                    op,
+                    connections.parse().map_err(|_| "CONNECTIONS")?,
+                    count.parse().map_err(|_| "COUNT")?,
+                )
+                .await?;
                 println!("{report}");
                 Ok(())
             }
