@@ -1,8 +1,8 @@
 //! The MongoDB adapter of the drone store (Azure Cosmos DB for MongoDB in production).
 //!
 //! Two collections in the function's own database:
-//! - `drones`: `_id` = drone id, `load` = deliveries it holds, `holding` = their ids,
-//!   `active` = in the configured fleet. Seeded at start-up; drones dropped from the fleet keep their deliveries but get
+//! - `drones`: `_id` = drone id, `load` = deliveries assigned to it, `holding` = the ids of
+//!   claims not yet written as assignments, `active` = in the configured fleet. Seeded at start-up; drones dropped from the fleet keep their deliveries but get
 //!   no new ones.
 //! - `assignments`: `_id` = delivery id, the assignment, and `month` (`YYYY-MM`, UTC) for
 //!   the utilization query, indexed with `ownerId`.
@@ -11,9 +11,13 @@
 //! schedulers spread work as evenly as one would. The claim records its delivery in the
 //! drone's `holding`, in the same write as the load: a claim whose assignment was never
 //! written (the process died between the two writes) is taken up again by the next attempt
-//! for that delivery, or given back by its release, so no load ever belongs to nobody. If
-//! the assignment insert loses a race for the same delivery, the claim is given back and
-//! the winner's drone used.
+//! for that delivery, or given back by its release, so no load ever belongs to nobody. Once
+//! the assignment is written the hold has done its job and is dropped (the load stays, and
+//! a release gives it back through the assignment): `holding` lists only claims in flight,
+//! so a drone's document does not grow with every delivery it ever had (Cosmos DB caps a
+//! document at 2 MB, and each claim's `$ne` filter scans the list). If the assignment
+//! insert loses a race for the same delivery, the claim is given back and the winner's
+//! drone used.
 
 use async_trait::async_trait;
 use mongodb::Collection;
@@ -32,18 +36,25 @@ struct DroneDoc {
     id: String,
     load: i64,
     active: bool,
-    /// The deliveries that hold the drone: the claim and its owner are one atomic write,
-    /// so `load` is always their number, and a claim whose assignment was never written (a
-    /// process killed between the two) is found again by its delivery.
+    /// The claims on the drone whose assignments are not written yet: the claim and its
+    /// hold are one atomic write, so a claim whose assignment was never written (a process
+    /// killed between the two) is found again by its delivery.
     #[serde(default)]
     holding: Vec<String>,
 }
 
-/// Reads of drones leave out `holding`: a busy drone's list is long, and a claim needs only
-/// the id and the load. Without this, each claim read 32 drones with every delivery they
-/// held, and dronescheduler was the costliest function per delivery (docs/BENCHMARKS.md).
+/// Reads of drones leave out `holding`: a claim needs only the id and the load. (Before holds
+/// were dropped once written, each claim read 32 drones with every delivery they ever held,
+/// and dronescheduler was the costliest function per delivery: docs/BENCHMARKS.md.)
 fn without_holding() -> Document {
     doc! {"holding": 0}
+}
+
+/// A drone claimed for a delivery: `fresh` when this call took the load, not when it took up
+/// a hold an earlier attempt (or a racing replica) had left.
+struct Claim {
+    drone_id: String,
+    fresh: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -156,7 +167,26 @@ impl MongoDroneStore {
             )
             .await
             .map_err(failed)?;
+        // A hold the first attempt left (it died between its insert and dropping the hold).
+        self.drop_hold(&existing.drone_id, &updated.delivery_id)
+            .await;
         Ok(updated)
+    }
+
+    /// Drops the hold of a claim whose assignment is written; its load stays. A failure
+    /// only leaves the hold for the next attempt or the release, so it is logged, not
+    /// returned: the assignment stands.
+    async fn drop_hold(&self, drone_id: &str, delivery_id: &str) {
+        if let Err(e) = self
+            .drones()
+            .update_one(
+                doc! {"_id": drone_id, "holding": delivery_id},
+                doc! {"$pull": {"holding": delivery_id}},
+            )
+            .await
+        {
+            tracing::warn!(drone_id, delivery_id, error = %failed(e), "a written claim's hold was not dropped");
+        }
     }
 
     /// Takes one delivery's worth of load on a least-loaded active drone.
@@ -167,7 +197,7 @@ impl MongoDroneStore {
     /// re-sorting, piling work onto one drone. Shuffling the ties keeps racing replicas
     /// from all chasing the same drone. After a few lost rounds a drone is taken anyway: a
     /// drone may hold several deliveries, only less evenly.
-    async fn claim_drone(&self, delivery_id: &str) -> Result<String, StoreError> {
+    async fn claim_drone(&self, delivery_id: &str) -> Result<Claim, StoreError> {
         const ROUNDS: usize = 4;
         const CANDIDATES: i64 = 32;
         // A claim of this delivery whose assignment was never written: take it up again.
@@ -178,7 +208,10 @@ impl MongoDroneStore {
             .await
             .map_err(failed)?
         {
-            return Ok(held.id);
+            return Ok(Claim {
+                drone_id: held.id,
+                fresh: false,
+            });
         }
         for round in 1..=ROUNDS {
             let mut cursor = self
@@ -212,7 +245,10 @@ impl MongoDroneStore {
                     .await
                     .map_err(failed)?;
                 if claimed.modified_count == 1 {
-                    return Ok(drone.id.clone());
+                    return Ok(Claim {
+                        drone_id: drone.id.clone(),
+                        fresh: true,
+                    });
                 }
             }
         }
@@ -260,7 +296,7 @@ impl DroneStore for MongoDroneStore {
         }
         // Check the plan before taking a drone, so a bad plan holds no load.
         plan_assignment(plan.clone(), None, "", speed_mph)?;
-        let drone_id = self.claim_drone(&plan.delivery_id).await?;
+        let Claim { drone_id, fresh } = self.claim_drone(&plan.delivery_id).await?;
         let assignment = plan_assignment(plan.clone(), None, &drone_id, speed_mph)?;
         match self
             .assignments()
@@ -268,12 +304,17 @@ impl DroneStore for MongoDroneStore {
             .await
             .map_err(failed)
         {
-            Ok(_) => Ok(assignment),
+            Ok(_) => {
+                self.drop_hold(&drone_id, &plan.delivery_id).await;
+                Ok(assignment)
+            }
             // Another replica assigned this delivery first: use its drone, and give back
-            // this claim unless it is the very claim the winner took up.
+            // this claim unless it is the very claim the winner took up. A fresh claim is
+            // always ours to give back, even on the winner's drone: once the winner dropped
+            // its hold, nothing kept this one from claiming that drone a second time.
             Err(StoreError::Conflict { .. }) => match self.find(&plan.delivery_id).await? {
                 Some(winner) => {
-                    if winner.drone_id != drone_id {
+                    if fresh || winner.drone_id != drone_id {
                         self.unclaim_on(&drone_id, &plan.delivery_id).await?;
                     }
                     self.replan(plan, &winner, speed_mph).await
@@ -289,9 +330,21 @@ impl DroneStore for MongoDroneStore {
         }
     }
 
-    /// Deletes the assignment, then gives back its claim; a claim left without an assignment
-    /// (a process killed between the two writes) is given back too.
+    /// Holds the assignment's drone again, deletes the assignment, then gives back every
+    /// claim the delivery holds: its drone's and any left without an assignment (a process
+    /// killed between claim and insert, or replicas racing). The hold comes first so that a
+    /// release that dies part-way is finished by the next one: it is what gives the load
+    /// back, once, however many times the release is tried.
     async fn release(&self, delivery_id: &str) -> Result<Option<String>, StoreError> {
+        if let Some(existing) = self.find(delivery_id).await? {
+            self.drones()
+                .update_one(
+                    doc! {"_id": &existing.drone_id, "holding": {"$ne": delivery_id}},
+                    doc! {"$push": {"holding": delivery_id}},
+                )
+                .await
+                .map_err(failed)?;
+        }
         let removed = self
             .assignments()
             .find_one_and_delete(doc! {"_id": delivery_id})

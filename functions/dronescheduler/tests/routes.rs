@@ -387,3 +387,93 @@ async fn a_put_whose_caller_goes_away_leaves_no_load_without_an_assignment() {
     let (load, assigned) = load_and_assignments(&database).await;
     assert_eq!(load, i64::try_from(assigned).unwrap());
 }
+
+/// How many holds the fleet of `database` carries, over all drones.
+async fn holds(database: &str) -> usize {
+    use mongodb::bson::Document;
+    let db = mongodb::Client::with_uri_str(servers::mongodb_uri())
+        .await
+        .unwrap()
+        .database(database);
+    let mut drones = db
+        .collection::<Document>("drones")
+        .find(Document::new())
+        .await
+        .unwrap();
+    let mut held = 0;
+    while drones.advance().await.unwrap() {
+        held += drones
+            .deserialize_current()
+            .unwrap()
+            .get_array("holding")
+            .map_or(0, Vec::len);
+    }
+    held
+}
+
+#[tokio::test]
+async fn holds_are_dropped_once_written_and_a_release_gives_the_load_back_once() {
+    let database = servers::unique_name("test_");
+    let c = client_in(Backend::Mongo, 3, &database).await;
+    let mut drone_of = Vec::new();
+    for i in 0..12 {
+        let id = format!("d{i}");
+        let r = c
+            .json(
+                Method::PUT,
+                &format!("/api/dronedeliveries/{id}"),
+                &plan(&id, "o1"),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        drone_of.push(r.json()["droneId"].as_str().unwrap().to_owned());
+    }
+    // The drones' documents do not grow with the deliveries they were given.
+    assert_eq!(holds(&database).await, 0);
+    assert_eq!(load_and_assignments(&database).await, (12, 12));
+    // A redelivered PUT (a re-plan) keeps the drone and holds nothing.
+    c.json(Method::PUT, "/api/dronedeliveries/d1", &plan("d1", "o1"))
+        .await;
+    assert_eq!(holds(&database).await, 0);
+    for i in 0..3 {
+        assert_eq!(
+            c.delete(&format!("/api/dronedeliveries/d{i}")).await.status,
+            200
+        );
+    }
+    assert_eq!(c.delete("/api/dronedeliveries/d0").await.status, 404);
+    assert_eq!(load_and_assignments(&database).await, (9, 9));
+
+    let db = mongodb::Client::with_uri_str(servers::mongodb_uri())
+        .await
+        .unwrap()
+        .database(&database);
+    let drones = db.collection::<mongodb::bson::Document>("drones");
+    // A release that died after holding the drone again: the next one finishes it, once.
+    drones
+        .update_one(
+            mongodb::bson::doc! {"_id": &drone_of[5]},
+            mongodb::bson::doc! {"$push": {"holding": "d5"}},
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.delete("/api/dronedeliveries/d5").await.status, 200);
+    assert_eq!(load_and_assignments(&database).await, (8, 8));
+    // One that died after deleting the assignment: the hold it left gives the load back.
+    drones
+        .update_one(
+            mongodb::bson::doc! {"_id": &drone_of[6]},
+            mongodb::bson::doc! {"$push": {"holding": "d6"}},
+        )
+        .await
+        .unwrap();
+    db.collection::<mongodb::bson::Document>("assignments")
+        .delete_one(mongodb::bson::doc! {"_id": "d6"})
+        .await
+        .unwrap();
+    let r = c.delete("/api/dronedeliveries/d6").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["droneId"], drone_of[6].as_str());
+    assert_eq!(load_and_assignments(&database).await, (7, 7));
+    assert_eq!(holds(&database).await, 0);
+}
