@@ -6,6 +6,7 @@ pub mod geo;
 pub mod message;
 pub mod period;
 pub mod requests;
+pub mod time;
 
 use runtime::named_enum;
 

@@ -44,7 +44,11 @@ pub struct DroneDeliveryRequest {
     pub package_details: Vec<PackageDetail>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expedited: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::time::serialize_option"
+    )]
     pub pickup_time: Option<DateTime<FixedOffset>>,
 }
 
@@ -87,7 +91,11 @@ pub struct DeliveryDocument {
     /// The drone the dronescheduler assigned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drone_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::time::serialize_option"
+    )]
     pub pickup_time: Option<DateTime<FixedOffset>>,
 }
 
@@ -102,6 +110,10 @@ pub struct DeliveryPatch {
     pub dropoff: Option<Location>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::time::serialize_option"
+    )]
     pub pickup_time: Option<DateTime<FixedOffset>>,
 }
