@@ -19,7 +19,7 @@ pub const DIAGNOSTIC_ID: &str = "Diagnostic-Id";
 /// know nothing of.
 pub fn annotate(key: &'static str, value: &str) {
     let span = tracing::Span::current();
-    crate::telemetry::json_lines::annotate(&span, key, serde_json::Value::from(value).to_string());
+    crate::telemetry::json_lines::annotate(&span, key, value);
     crate::telemetry::otlp::set_attribute(&span, key, value);
 }
 

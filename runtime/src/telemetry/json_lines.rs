@@ -7,8 +7,9 @@
 //! recorded on an outer span was lost), and it renders each span's fields to a JSON string
 //! when the span opens and parses that string back for every event. With one span per
 //! request, that was about a sixth of the host's instructions per request (callgrind,
-//! docs/BENCHMARKS.md). Here a span keeps its values already encoded, and nothing is
-//! rendered until an event is.
+//! docs/BENCHMARKS.md). Here a span keeps its values as they came, and they are encoded
+//! only when an event is written: most requests log nothing at the default level, so most
+//! spans are never encoded at all (callgrind: that saved about 2,000 instructions a request).
 
 use std::fmt;
 use std::io::Write as _;
@@ -39,16 +40,65 @@ impl<W> JsonLines<W> {
     }
 }
 
-/// A span's fields, each value already encoded as JSON.
+/// A span's fields as they were recorded, encoded when a line is written.
 #[derive(Default)]
-struct SpanFields(Vec<(&'static str, String)>);
+struct SpanFields(Vec<(&'static str, SpanValue)>);
+
+/// One span field's value: text still to be escaped, or a number or boolean already in its
+/// JSON form.
+enum SpanValue {
+    Text(String),
+    Json(String),
+}
 
 impl SpanFields {
-    fn set(&mut self, key: &'static str, json: String) {
+    fn set(&mut self, key: &'static str, value: SpanValue) {
         match self.0.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, value)) => *value = json,
-            None => self.0.push((key, json)),
+            Some((_, old)) => *old = value,
+            None => self.0.push((key, value)),
         }
+    }
+}
+
+/// Keeps each span field's value for later (see [`SpanFields`]); `otel.*` fields are
+/// skipped, as [`Encode`] skips them.
+struct Capture<'a>(&'a mut SpanFields);
+
+impl Capture<'_> {
+    fn put(&mut self, field: &Field, value: impl FnOnce() -> SpanValue) {
+        if !field.name().starts_with("otel.") {
+            self.0.set(field.name(), value());
+        }
+    }
+}
+
+impl Visit for Capture<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.put(field, || SpanValue::Text(format!("{value:?}")));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field, || SpanValue::Text(value.to_owned()));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, || SpanValue::Json(value.to_string()));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, || SpanValue::Json(value.to_string()));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, || SpanValue::Json(value.to_string()));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field, || SpanValue::Json(json_f64(value)));
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.put(field, || SpanValue::Text(value.to_string()));
     }
 }
 
@@ -128,10 +178,10 @@ fn json_f64(value: f64) -> String {
     }
 }
 
-/// Adds `key` (its value already encoded as JSON) to `span`'s fields, as if the span had
-/// declared and recorded it: fields a function names itself, which the host's spans cannot
-/// declare in advance. Does nothing when the JSON layer is not installed.
-pub(crate) fn annotate(span: &tracing::Span, key: &'static str, json: String) {
+/// Adds `key = value` to `span`'s fields, as if the span had declared and recorded it:
+/// fields a function names itself, which the host's spans cannot declare in advance. Does
+/// nothing when the JSON layer is not installed.
+pub(crate) fn annotate(span: &tracing::Span, key: &'static str, value: &str) {
     span.with_subscriber(|(id, dispatch)| {
         let Some(registry) = dispatch.downcast_ref::<tracing_subscriber::Registry>() else {
             return;
@@ -139,7 +189,7 @@ pub(crate) fn annotate(span: &tracing::Span, key: &'static str, json: String) {
         if let Some(span) = registry.span(id)
             && let Some(fields) = span.extensions_mut().get_mut::<SpanFields>()
         {
-            fields.set(key, json);
+            fields.set(key, SpanValue::Text(value.to_owned()));
         }
     });
 }
@@ -151,8 +201,9 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut fields = SpanFields::default();
-        attrs.record(&mut Encode(|key, json| fields.set(key, json)));
+        // Room for the host's request and message spans' fields without growing.
+        let mut fields = SpanFields(Vec::with_capacity(8));
+        attrs.record(&mut Capture(&mut fields));
         span.extensions_mut().insert(fields);
     }
 
@@ -160,7 +211,7 @@ where
         let Some(span) = ctx.span(id) else { return };
         let mut extensions = span.extensions_mut();
         if let Some(fields) = extensions.get_mut::<SpanFields>() {
-            values.record(&mut Encode(|key, json| fields.set(key, json)));
+            values.record(&mut Capture(fields));
         }
     }
 
@@ -182,8 +233,15 @@ where
             for span in scope {
                 let extensions = span.extensions();
                 if let Some(span_fields) = extensions.get::<SpanFields>() {
-                    for (key, json) in &span_fields.0 {
-                        fields.put(key, json);
+                    for (key, value) in &span_fields.0 {
+                        match value {
+                            // Encoded only if no inner span or the event had the key.
+                            SpanValue::Text(text) if !fields.keys.contains(key) => {
+                                fields.put(key, &json_string(text));
+                            }
+                            SpanValue::Text(_) => {}
+                            SpanValue::Json(json) => fields.put(key, json),
+                        }
                     }
                 }
             }
