@@ -218,6 +218,19 @@ async fn utilization_counts_by_pickup_time_month(backend: Backend) {
 }
 
 /// Assigns every id at once (each id `copies` times) and returns each id's drone.
+/// Assigns delivery `id` (owner `o1`); the drone it got.
+async fn assign(c: &TestClient, id: &str) -> String {
+    let r = c
+        .json(
+            Method::PUT,
+            &format!("/api/dronedeliveries/{id}"),
+            &plan(id, "o1"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.json()["droneId"].as_str().unwrap().to_owned()
+}
+
 async fn assign_concurrently(
     c: &TestClient,
     ids: &[String],
@@ -229,15 +242,8 @@ async fn assign_concurrently(
         .map(|id| {
             let c = c.clone();
             tokio::spawn(async move {
-                let r = c
-                    .json(
-                        Method::PUT,
-                        &format!("/api/dronedeliveries/{id}"),
-                        &plan(&id, "o1"),
-                    )
-                    .await;
-                assert_eq!(r.status, 200, "{:?}", r.body);
-                (id, r.json()["droneId"].as_str().unwrap().to_owned())
+                let drone = assign(&c, &id).await;
+                (id, drone)
             })
         })
         .collect();
@@ -295,28 +301,38 @@ async fn mongo_replicas_share_assignments_and_load() {
     assert_eq!(b.delete("/api/dronedeliveries/d2").await.status, 404);
 }
 
-/// Every drone's load against the deliveries it is assigned: `(load, assigned)` summed
-/// over the fleet of `database`.
-async fn load_and_assignments(database: &str) -> (i64, u64) {
+/// The fleet's drone documents in `database`.
+async fn drones(database: &str) -> Vec<mongodb::bson::Document> {
     use mongodb::bson::Document;
     let client = mongodb::Client::with_uri_str(servers::mongodb_uri())
         .await
         .unwrap();
-    let db = client.database(database);
-    let mut drones = db
+    let mut cursor = client
+        .database(database)
         .collection::<Document>("drones")
         .find(Document::new())
         .await
         .unwrap();
-    let mut load = 0;
-    while drones.advance().await.unwrap() {
-        load += drones
-            .deserialize_current()
-            .unwrap()
-            .get_i64("load")
-            .unwrap();
+    let mut drones = Vec::new();
+    while cursor.advance().await.unwrap() {
+        drones.push(cursor.deserialize_current().unwrap());
     }
-    let assigned = db
+    drones
+}
+
+/// Every drone's load against the deliveries it is assigned: `(load, assigned)` summed
+/// over the fleet of `database`.
+async fn load_and_assignments(database: &str) -> (i64, u64) {
+    use mongodb::bson::Document;
+    let load = drones(database)
+        .await
+        .iter()
+        .map(|d| d.get_i64("load").unwrap())
+        .sum();
+    let assigned = mongodb::Client::with_uri_str(servers::mongodb_uri())
+        .await
+        .unwrap()
+        .database(database)
         .collection::<Document>("assignments")
         .count_documents(Document::new())
         .await
@@ -390,25 +406,11 @@ async fn a_put_whose_caller_goes_away_leaves_no_load_without_an_assignment() {
 
 /// How many holds the fleet of `database` carries, over all drones.
 async fn holds(database: &str) -> usize {
-    use mongodb::bson::Document;
-    let db = mongodb::Client::with_uri_str(servers::mongodb_uri())
+    drones(database)
         .await
-        .unwrap()
-        .database(database);
-    let mut drones = db
-        .collection::<Document>("drones")
-        .find(Document::new())
-        .await
-        .unwrap();
-    let mut held = 0;
-    while drones.advance().await.unwrap() {
-        held += drones
-            .deserialize_current()
-            .unwrap()
-            .get_array("holding")
-            .map_or(0, Vec::len);
-    }
-    held
+        .iter()
+        .map(|d| d.get_array("holding").map_or(0, Vec::len))
+        .sum()
 }
 
 #[tokio::test]
@@ -417,16 +419,7 @@ async fn holds_are_dropped_once_written_and_a_release_gives_the_load_back_once()
     let c = client_in(Backend::Mongo, 3, &database).await;
     let mut drone_of = Vec::new();
     for i in 0..12 {
-        let id = format!("d{i}");
-        let r = c
-            .json(
-                Method::PUT,
-                &format!("/api/dronedeliveries/{id}"),
-                &plan(&id, "o1"),
-            )
-            .await;
-        assert_eq!(r.status, 200);
-        drone_of.push(r.json()["droneId"].as_str().unwrap().to_owned());
+        drone_of.push(assign(&c, &format!("d{i}")).await);
     }
     // The drones' documents do not grow with the deliveries they were given.
     assert_eq!(holds(&database).await, 0);
