@@ -40,7 +40,7 @@ impl<W> JsonLines<W> {
     }
 }
 
-/// A span's fields as they were recorded, encoded when a line is written.
+/// A span's (or an event's) fields as they were recorded, encoded when a line is written.
 #[derive(Default)]
 struct SpanFields(Vec<(&'static str, SpanValue)>);
 
@@ -60,8 +60,9 @@ impl SpanFields {
     }
 }
 
-/// Keeps each span field's value for later (see [`SpanFields`]); `otel.*` fields are
-/// skipped, as [`Encode`] skips them.
+/// Keeps each field's value as it came (see [`SpanFields`]): one visitor for span and
+/// event fields. `otel.*` fields (span name and kind for the OTLP exporter) are skipped:
+/// they say nothing a log reader needs.
 struct Capture<'a>(&'a mut SpanFields);
 
 impl Capture<'_> {
@@ -110,6 +111,17 @@ struct EventFields<'a> {
 }
 
 impl EventFields<'_> {
+    /// Each of `fields` whose key is not on the line yet, encoded now.
+    fn put_all(&mut self, fields: &SpanFields) {
+        for (key, value) in &fields.0 {
+            match value {
+                SpanValue::Text(_) if self.keys.contains(key) => {}
+                SpanValue::Text(text) => self.put(key, &json_string(text)),
+                SpanValue::Json(json) => self.put(key, json),
+            }
+        }
+    }
+
     fn put(&mut self, key: &'static str, json: &str) {
         if self.keys.contains(&key) {
             return;
@@ -119,49 +131,6 @@ impl EventFields<'_> {
         self.line.push_str(&json_string(key));
         self.line.push(':');
         self.line.push_str(json);
-    }
-}
-
-/// Encodes each field's value as JSON and hands `(name, json)` to `sink`: one visitor for
-/// both span and event fields. `otel.*` fields (span name and kind for the OTLP exporter)
-/// are skipped before anything is encoded: they say nothing a log reader needs.
-struct Encode<F>(F);
-
-impl<F: FnMut(&'static str, String)> Encode<F> {
-    fn put(&mut self, field: &Field, json: impl FnOnce() -> String) {
-        if !field.name().starts_with("otel.") {
-            (self.0)(field.name(), json());
-        }
-    }
-}
-
-impl<F: FnMut(&'static str, String)> Visit for Encode<F> {
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.put(field, || json_string(&format!("{value:?}")));
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.put(field, || json_string(value));
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field, || value.to_string());
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field, || value.to_string());
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.put(field, || value.to_string());
-    }
-
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.put(field, || json_f64(value));
-    }
-
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.put(field, || json_string(&value.to_string()));
     }
 }
 
@@ -228,21 +197,13 @@ where
             line: &mut line,
             keys: vec!["timestamp", "level"],
         };
-        event.record(&mut Encode(|key, json: String| fields.put(key, &json)));
+        let mut own = SpanFields(Vec::with_capacity(8));
+        event.record(&mut Capture(&mut own));
+        fields.put_all(&own);
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope {
-                let extensions = span.extensions();
-                if let Some(span_fields) = extensions.get::<SpanFields>() {
-                    for (key, value) in &span_fields.0 {
-                        match value {
-                            // Encoded only if no inner span or the event had the key.
-                            SpanValue::Text(text) if !fields.keys.contains(key) => {
-                                fields.put(key, &json_string(text));
-                            }
-                            SpanValue::Text(_) => {}
-                            SpanValue::Json(json) => fields.put(key, json),
-                        }
-                    }
+                if let Some(span_fields) = span.extensions().get::<SpanFields>() {
+                    fields.put_all(span_fields);
                 }
             }
         }
