@@ -18,9 +18,8 @@ pub const DIAGNOSTIC_ID: &str = "Diagnostic-Id";
 /// names itself (an order's id, the operation a message asks for), which the host's own spans
 /// know nothing of.
 pub fn annotate(key: &'static str, value: &str) {
-    let span = tracing::Span::current();
-    crate::telemetry::json_lines::annotate(&span, key, value);
-    crate::telemetry::otlp::set_attribute(&span, key, value);
+    crate::telemetry::json_lines::annotate_current(key, value);
+    crate::telemetry::otlp::set_attribute_on_current(key, value);
 }
 
 /// A parsed `traceparent`: version 00, trace id, parent span id, flags.

@@ -120,10 +120,10 @@ pub fn link_to_remote_parent(span: &tracing::Span, parent: &TraceContext) {
     let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
 }
 
-/// Puts `key = value` on `span`'s exported span. Does nothing when export is off.
-pub fn set_attribute(span: &tracing::Span, key: &'static str, value: &str) {
+/// Puts `key = value` on the current span's exported span. Does nothing when export is off.
+pub fn set_attribute_on_current(key: &'static str, value: &str) {
     if exporting() {
-        span.set_attribute(key, value.to_owned());
+        tracing::Span::current().set_attribute(key, value.to_owned());
     }
 }
 
