@@ -46,6 +46,9 @@ enum Segment {
 pub struct Matched {
     /// The template, as declared.
     pub route: Arc<str>,
+    /// Its place among the templates, below [`PathTemplates::len`]: a key for what the
+    /// caller keeps per route.
+    pub index: usize,
     /// The path with literal segments spelled as declared and no trailing slash, when it
     /// differs from the request's.
     pub canonical: Option<String>,
@@ -139,15 +142,18 @@ impl PathTemplates {
         };
         // `/api/packages/42/` is `/api/packages/42`, as the reference's frameworks route it.
         let trailing_slash = path.len() > 1 && path.ends_with('/');
-        if let Some(t) = self.templates.iter().find(|t| t.matches(segments, true)) {
+        let mut templates = self.templates.iter().enumerate();
+        if let Some((index, t)) = templates.clone().find(|(_, t)| t.matches(segments, true)) {
             return Some(Matched {
                 route: t.route.clone(),
+                index,
                 canonical: trailing_slash.then(|| t.rewrite(segments, path.len())),
             });
         }
-        let t = self.templates.iter().find(|t| t.matches(segments, false))?;
+        let (index, t) = templates.find(|(_, t)| t.matches(segments, false))?;
         Some(Matched {
             route: t.route.clone(),
+            index,
             canonical: Some(t.rewrite(segments, path.len())),
         })
     }
@@ -158,10 +164,24 @@ impl PathTemplates {
         self.find(path)?.canonical
     }
 
-    /// The route the request's path matches, if any, with the path rewritten to the
-    /// template's spelling when it differs.
-    pub fn resolve(&self, mut req: Request) -> (Option<Arc<str>>, Request) {
-        let Some(Matched { route, canonical }) = self.find(req.uri().path()) else {
+    /// How many templates there are.
+    pub fn len(&self) -> usize {
+        self.templates.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.templates.is_empty()
+    }
+
+    /// The route the request's path matches, if any (its template and index), with the
+    /// path rewritten to the template's spelling when it differs.
+    pub fn resolve(&self, mut req: Request) -> (Option<(Arc<str>, usize)>, Request) {
+        let Some(Matched {
+            route,
+            index,
+            canonical,
+        }) = self.find(req.uri().path())
+        else {
             return (None, req);
         };
         if let Some(path) = canonical {
@@ -177,12 +197,41 @@ impl PathTemplates {
                 }
             }
         }
-        (Some(route), req)
+        (Some((route, index)), req)
     }
 }
 
-fn split(path: &str) -> impl Iterator<Item = &str> {
-    path.split('/').filter(|s| !s.is_empty())
+/// The path's non-empty segments. Written out rather than `str::split`, whose searcher
+/// costs more than the short segments it finds (callgrind: about 40% of the matching).
+fn split(path: &str) -> Segments<'_> {
+    Segments { rest: path }
+}
+
+struct Segments<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Iterator for Segments<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        loop {
+            let end = self
+                .rest
+                .bytes()
+                .position(|b| b == b'/')
+                .unwrap_or(self.rest.len());
+            // `end` is at an ASCII '/' or the end: always a character boundary.
+            let (segment, rest) = self.rest.split_at_checked(end)?;
+            self.rest = rest.get(1..).unwrap_or_default();
+            if !segment.is_empty() {
+                return Some(segment);
+            }
+            if self.rest.is_empty() {
+                return None;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -250,7 +299,10 @@ mod tests {
             .unwrap();
         let (route, req) = t.resolve(req);
         assert_eq!(req.uri(), "/api/deliveries/summary?ownerId=A&year=2026");
-        assert_eq!(route.as_deref(), Some("/api/deliveries/summary"));
+        assert_eq!(
+            route.map(|(r, _)| r.to_string()).as_deref(),
+            Some("/api/deliveries/summary")
+        );
     }
 
     #[test]
@@ -273,6 +325,18 @@ mod tests {
             Some("/api/deliveries/{id}")
         );
         assert_eq!(route("/api/deliveries/d1/x"), None);
+    }
+
+    #[test]
+    fn segments_skip_empty_ones_and_keep_every_other_character() {
+        fn all(p: &str) -> Vec<&str> {
+            split(p).collect()
+        }
+        assert_eq!(all("/api//deliveries/é-1/"), ["api", "deliveries", "é-1"]);
+        assert_eq!(all("api/x"), ["api", "x"]);
+        assert!(all("/").is_empty());
+        assert!(all("").is_empty());
+        assert!(all("///").is_empty());
     }
 
     #[test]

@@ -123,11 +123,16 @@ impl Visit for Capture<'_> {
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put_display(field, true, value);
+        self.put(field, true, |text| {
+            if value < 0 {
+                text.push('-');
+            }
+            push_decimal(text, value.unsigned_abs());
+        });
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put_display(field, true, value);
+        self.put(field, true, |text| push_decimal(text, value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -144,6 +149,25 @@ impl Visit for Capture<'_> {
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         self.put_display(field, false, value);
+    }
+}
+
+/// Appends `value` in decimal. Written out because `fmt`'s machinery costs several times
+/// the digits (a status code on every request span: callgrind, about 250 instructions).
+fn push_decimal(text: &mut String, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        // `value % 10` is below 10, so the cast cannot truncate.
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    for &digit in &digits[start..] {
+        text.push(char::from(digit));
     }
 }
 
@@ -355,6 +379,25 @@ mod tests {
         assert_eq!(out[0]["http.route"], "/x");
         let keys: Vec<&String> = out[0].as_object().unwrap().keys().collect();
         assert!(keys.iter().all(|k| !k.starts_with("otel.")), "{keys:?}");
+    }
+
+    #[test]
+    fn integers_are_written_as_json_numbers_at_their_limits() {
+        let out = lines(|| {
+            tracing::info!(
+                zero = 0u64,
+                max = u64::MAX,
+                min = i64::MIN,
+                negative = -42i64,
+                status = 404u16,
+                "counted"
+            );
+        });
+        assert_eq!(out[0]["zero"], 0);
+        assert_eq!(out[0]["max"], u64::MAX);
+        assert_eq!(out[0]["min"], i64::MIN);
+        assert_eq!(out[0]["negative"], -42);
+        assert_eq!(out[0]["status"], 404);
     }
 
     #[test]
