@@ -174,27 +174,24 @@ pub fn routes(store: Arc<dyn DeliveryStore>, config: DeliveryConfig) -> Routes {
 
 type AppStateOf = State<AppState>;
 
-/// The delivery and its history, or 404.
-/// The delivery alone, for the routes that do not need its history (one key read, not two).
+/// The delivery alone, or 404, for the routes that do not need its history (one key read,
+/// not two).
 async fn fetch(state: &AppState, id: &str) -> Result<StoredDelivery, ApiError> {
     check_id("id", id)?;
-    state
-        .store
-        .get(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("delivery {id} does not exist")))
+    found(id, state.store.get(id).await?)
 }
 
+/// The delivery and its history, or 404.
 async fn load(
     state: &AppState,
     id: &str,
 ) -> Result<(StoredDelivery, Vec<TrackingEvent>), ApiError> {
     check_id("id", id)?;
-    state
-        .store
-        .load(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("delivery {id} does not exist")))
+    found(id, state.store.load(id).await?)
+}
+
+fn found<T>(id: &str, stored: Option<T>) -> Result<T, ApiError> {
+    stored.ok_or_else(|| ApiError::NotFound(format!("delivery {id} does not exist")))
 }
 
 fn stage_of(events: &[TrackingEvent]) -> DeliveryStage {
