@@ -1,15 +1,19 @@
 //! The host's wrapping of a function's routes, seen from outside: which route each request
-//! is counted under, what a panicking handler answers, and the trace context handlers get.
+//! is counted under and handled by, the path parameters handlers read, what a panicking
+//! handler answers, and the trace context handlers get.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::BTreeMap;
+
 use axum::Extension;
-use axum::extract::Path;
-use axum::routing::get;
+use axum::routing::{any, get, post};
 use http::Method;
 use runtime::Routes;
+use runtime::http::Path;
 use runtime::testing::TestClient;
 use runtime::trace::TraceContext;
+use serde::Deserialize;
 
 fn client() -> TestClient {
     TestClient::new(
@@ -101,4 +105,141 @@ async fn handlers_get_the_callers_trace_context_or_a_new_one() {
     let fresh = c.get("/api/things/x/trace").await.body;
     assert_eq!(fresh.len(), 32);
     assert_ne!(fresh, "4bf92f3577b34da6a3ce929d0e0e4736");
+}
+
+#[tokio::test]
+async fn a_method_the_route_does_not_serve_is_a_405_problem_with_its_allow_header() {
+    let c = TestClient::new(
+        Routes::under("/api/things")
+            .route("/{id}", get(|| async { "got" }).put(|| async { "put" }))
+            .route("/{id}", post(|| async { "posted" }))
+            .route("/{id}/any", any(|| async { "anything" })),
+    );
+    let r = c.delete("/api/things/a").await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    let allow = r.header("allow").unwrap();
+    for method in ["GET", "HEAD", "PUT", "POST"] {
+        assert!(allow.contains(method), "{allow}");
+    }
+    assert_eq!(
+        c.raw(Method::POST, "/api/things/a", None, "", &[])
+            .await
+            .body,
+        "posted",
+        "a template routed twice serves the methods of both"
+    );
+    assert_eq!(
+        c.delete("/api/things/a/any").await.body,
+        "anything",
+        "a route's own fallback answers every method"
+    );
+    let head = c.raw(Method::HEAD, "/api/things/a", None, "", &[]).await;
+    assert_eq!(head.status, 200, "HEAD is served by GET");
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Color {
+    Red,
+    Blue,
+}
+
+#[derive(Debug, Deserialize)]
+struct Shelf {
+    aisle: u16,
+    name: String,
+}
+
+fn parameters_client() -> TestClient {
+    TestClient::new(
+        Routes::under("/api")
+            .route("/words/{word}", get(|Path(w): Path<String>| async move { w }))
+            .route(
+                "/aisles/{aisle}/shelves/{name}",
+                get(|Path(shelf): Path<Shelf>| async move {
+                    format!("{}:{}", shelf.aisle, shelf.name)
+                }),
+            )
+            .route(
+                "/aisles/{aisle}/bins/{bin}",
+                get(|Path((aisle, bin)): Path<(u16, String)>| async move {
+                    format!("{aisle}/{bin}")
+                }),
+            )
+            .route(
+                "/maps/{a}/{b}",
+                get(|Path(map): Path<BTreeMap<String, String>>| async move {
+                    format!("{map:?}")
+                }),
+            )
+            .route(
+                "/colors/{color}",
+                get(|Path(color): Path<Color>| async move { format!("{color:?}") }),
+            )
+            .route(
+                "/typo/{aisle}",
+                get(|Path(shelf): Path<Shelf>| async move { shelf.name }),
+            ),
+    )
+}
+
+#[tokio::test]
+async fn handlers_read_path_parameters_decoded_by_position_or_by_name() {
+    let c = parameters_client();
+    assert_eq!(
+        c.get("/api/words/caf%C3%A9%20au%2Flait").await.body,
+        "café au/lait"
+    );
+    assert_eq!(
+        c.get("/API/Words/AbC").await.body,
+        "AbC",
+        "the id keeps its case"
+    );
+    assert_eq!(c.get("/api/aisles/7/shelves/top").await.body, "7:top");
+    assert_eq!(c.get("/api/aisles/7/bins/b%2D2").await.body, "7/b-2");
+    assert_eq!(c.get("/api/maps/x/y").await.body, r#"{"a": "x", "b": "y"}"#);
+}
+
+#[tokio::test]
+async fn a_parameter_that_does_not_fit_its_type_is_a_400_naming_it() {
+    let c = parameters_client();
+    for path in ["/api/aisles/seven/shelves/top", "/api/aisles/70000/bins/b"] {
+        let r = c.get(path).await;
+        assert_eq!(r.status, 400, "{path}");
+        assert_eq!(r.header("content-type"), Some("application/problem+json"));
+        assert_eq!(r.problem_fields(), ["aisle"], "{path}");
+        assert!(
+            r.json()["errors"][0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("from 0 to 65535"),
+            "{}",
+            r.json()
+        );
+    }
+    let r = c.get("/api/words/%FF").await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.problem_fields(), ["word"]);
+    assert_eq!(c.get("/api/colors/blue").await.body, "Blue");
+    let r = c.get("/api/colors/green").await;
+    assert_eq!(
+        r.status, 400,
+        "a value the type refuses is the client's error"
+    );
+    assert_eq!(r.problem_fields(), ["color"]);
+}
+
+#[tokio::test]
+async fn a_handler_whose_path_type_does_not_fit_its_route_is_a_500_not_the_clients_fault() {
+    let c = parameters_client();
+    let r = c.get("/api/typo/3").await;
+    assert_eq!(r.status, 500, "the struct wants a `name` the route has not");
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+}
+
+#[test]
+#[should_panic(expected = "not a parameter the host can route")]
+fn a_template_the_host_cannot_route_stops_the_function_at_start_up() {
+    let _ = TestClient::new(Routes::under("/api").route("/files/{name}.txt", get(|| async { "" })));
 }

@@ -22,13 +22,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, FixedOffset};
 use contracts::requests::{DeliveryDocument, DeliveryPatch, UserAccount};
 use contracts::{ConfirmationType, Location, OwnerMonth, OwnerMonthQuery, read_location};
 use runtime::deploy::{Deployment, Output, Store};
-use runtime::http::Json;
+use runtime::http::{Json, Path};
 use runtime::json::Validator;
 use runtime::openapi;
 use runtime::secrets::SecretWatch;

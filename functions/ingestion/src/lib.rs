@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Extension;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, FixedOffset};
@@ -24,7 +24,7 @@ use contracts::{
     RescheduleMessage,
 };
 use runtime::deploy::{Deployment, Output};
-use runtime::http::Json;
+use runtime::http::{Json, Path};
 use runtime::json::Validator;
 use runtime::openapi;
 use runtime::queue::{OutgoingMessage, QueueSender};

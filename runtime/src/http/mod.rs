@@ -4,21 +4,23 @@
 //! host can match paths case-insensitively ([`paths`]) and check them against the
 //! function's declaration, and each documented operation for its OpenAPI document
 //! ([`crate::openapi`]). The host adds `/healthz`, `/readyz`, `/metrics` and
-//! `/openapi.json`, the body limit,
-//! problem+json fallbacks, panic catching, trace context and request metrics
-//! ([`host_service`]), then serves until shutdown ([`serve`]).
+//! `/openapi.json`, the body limit, problem+json fallbacks, panic catching, trace context
+//! and request metrics, routes each request by the template its path matched
+//! ([`host_service`]), then serves until shutdown ([`serve`]). Handlers read path
+//! parameters with [`Path`].
 
 pub mod body;
 mod observe;
+mod path;
 pub mod paths;
 mod reply;
+mod router;
 
 use std::convert::Infallible;
 use std::future::IntoFuture;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
@@ -32,14 +34,17 @@ use crate::problem::ApiError;
 use crate::telemetry::Metrics;
 
 pub use body::{BodyLimit, JsonBody};
+pub use path::Path;
 pub use paths::PathTemplates;
 pub use reply::Json;
 
 /// A function's routes plus the templates they were declared with and the operations
 /// they document.
 pub struct Routes<S = ()> {
-    router: Router<S>,
+    /// Each route's template, as declared (with the prefix).
     templates: Vec<String>,
+    /// The handlers of the route at the same index in `templates`.
+    handlers: Vec<MethodRouter<S>>,
     /// Prepended to every template (see [`Routes::under`]).
     prefix: String,
     api: RoutesApi,
@@ -71,8 +76,8 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
     /// declaration, and builds its routes from the same constant.
     pub fn under(prefix: &str) -> Self {
         Self {
-            router: Router::new(),
             templates: Vec::new(),
+            handlers: Vec::new(),
             prefix: prefix.trim_end_matches('/').to_owned(),
             api: RoutesApi::default(),
         }
@@ -82,11 +87,14 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
     /// [`Routes::operations`] instead, so that what they serve is what their OpenAPI
     /// document says; `host/tests/openapi.rs` fails for a registered function with an
     /// undocumented route. Write literal segments in lower case; requests match them in
-    /// any case.
+    /// any case. A parameter is a whole segment, `{name}`, read with [`Path`].
+    ///
+    /// # Panics
+    /// When the template repeats a method already routed on it, or has a segment the host
+    /// cannot route (`/files/{name}.txt`, `{*rest}`): at start-up, before anything serves.
     pub fn route(mut self, template: &str, method_router: MethodRouter<S>) -> Self {
         let template = format!("{}{template}", self.prefix);
-        self.router = self.router.route(&template, method_router);
-        self.templates.push(template);
+        self.add(template, method_router);
         self
     }
 
@@ -94,25 +102,45 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
     /// annotated with `#[utoipa::path(...)]` whose `path` is relative to the prefix. Each
     /// handler is served on the path and methods its annotation names, and the annotation
     /// becomes its operation in the function's OpenAPI document.
+    ///
+    /// # Panics
+    /// As [`Routes::route`].
     pub fn operations(mut self, (schemas, paths, method_router): UtoipaMethodRouter<S>) -> Self {
         for (path, item) in paths.paths {
             let template = format!("{}{path}", self.prefix);
-            // A path already routed gains these methods (axum merges method routers).
-            self.router = self.router.route(&template, method_router.clone());
-            if !self.templates.contains(&template) {
-                self.templates.push(template.clone());
-            }
+            self.add(template.clone(), method_router.clone());
             self.api.add(&template, item);
         }
         self.api.schemas.extend(schemas);
         self
     }
 
+    /// A template already routed gains the new methods (as axum's `Router::route` merges
+    /// them; a method routed twice panics).
+    fn add(&mut self, template: String, method_router: MethodRouter<S>) {
+        match self.templates.iter().position(|t| *t == template) {
+            Some(i) => {
+                if let Some(existing) = self.handlers.get_mut(i) {
+                    let routed = std::mem::take(existing);
+                    *existing = routed.merge(method_router);
+                }
+            }
+            None => {
+                self.templates.push(template);
+                self.handlers.push(method_router);
+            }
+        }
+    }
+
     /// Supplies the state, giving routes ready to serve.
     pub fn with_state(self, state: S) -> Routes<()> {
         Routes {
-            router: self.router.with_state(state),
             templates: self.templates,
+            handlers: self
+                .handlers
+                .into_iter()
+                .map(|h| h.with_state(state.clone()))
+                .collect(),
             prefix: self.prefix,
             api: self.api,
         }
@@ -129,8 +157,12 @@ impl Routes<()> {
         &self.api
     }
 
-    pub fn into_parts(self) -> (Router, Vec<String>, RoutesApi) {
-        (self.router, self.templates, self.api)
+    /// Each route's template with its handlers, and the documented operations.
+    pub fn into_parts(self) -> (Vec<(String, MethodRouter)>, RoutesApi) {
+        (
+            self.templates.into_iter().zip(self.handlers).collect(),
+            self.api,
+        )
     }
 }
 
@@ -142,9 +174,9 @@ pub struct HostContext {
     pub body_limit: usize,
 }
 
-/// The complete service for one function: its routes (if any) plus the host's endpoints
-/// and layers. Paths are matched to their templates and rewritten before routing
-/// ([`PathTemplates`]), by the observation that wraps the router.
+/// The complete service for one function: its routes (if any) plus the host's endpoints,
+/// the body limit, and the observation that matches each request's path to its route
+/// ([`PathTemplates`]) and routes it there.
 pub fn host_service(
     routes: Routes<()>,
     ctx: HostContext,
@@ -153,16 +185,35 @@ pub fn host_service(
 + Send
 + Sync
 + 'static {
-    let (router, templates, api) = routes.into_parts();
+    let host_routes = host_routes(&ctx, routes.api().clone());
+    let mut routes = routes;
+    for (template, handlers) in host_routes {
+        // Not under the function's prefix.
+        routes.add(template.to_owned(), handlers);
+    }
+    let (routes, _) = routes.into_parts();
+    // The limits wrap each route once, from outside: `MethodRouter::layer` would box every
+    // handler again, per request.
+    let limits = (
+        axum::Extension(BodyLimit(ctx.body_limit)),
+        DefaultBodyLimit::max(ctx.body_limit),
+    );
+    let (templates, handlers) = PathTemplates::with_values(routes);
+    let handlers = handlers.into_iter().map(|h| limits.layer(h)).collect();
+    observe::Observe::new(router::Dispatch::new(handlers), templates, ctx.metrics)
+}
+
+/// `/healthz`, `/readyz`, `/metrics` and `/openapi.json`.
+fn host_routes(ctx: &HostContext, api: RoutesApi) -> [(&'static str, MethodRouter); 4] {
     // Built and serialized on the first request, not at start-up (a cold start serves
     // traffic first). It cannot fail (every map key is a string), but if it did the route
     // would say so rather than the host refuse to serve.
     let openapi = Arc::new((ctx.metrics.function().to_owned(), api, OnceLock::new()));
     let metrics = ctx.metrics.clone();
     let readiness = ctx.readiness.clone();
-    let router = router
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
+    [
+        ("/healthz", get(|| async { "ok" })),
+        (
             OPENAPI_PATH,
             get(move || {
                 let (name, api, document) = &*openapi;
@@ -183,8 +234,8 @@ pub fn host_service(
                     }
                 }
             }),
-        )
-        .route(
+        ),
+        (
             "/readyz",
             get(move || {
                 let ready = readiness.is_ready();
@@ -200,8 +251,8 @@ pub fn host_service(
                     }
                 }
             }),
-        )
-        .route(
+        ),
+        (
             "/metrics",
             get(move || {
                 let text = metrics.render();
@@ -212,26 +263,8 @@ pub fn host_service(
                     )
                 }
             }),
-        )
-        .fallback(|| async { ApiError::NotFound("no route for this path".into()) })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
-    // No layer goes on the router itself: each `Router::layer` wraps every route and is
-    // boxed again per request (callgrind: about 1,500 instructions a layer). The limits
-    // and the observation wrap it once, from outside.
-    let limits = (
-        axum::Extension(BodyLimit(ctx.body_limit)),
-        DefaultBodyLimit::max(ctx.body_limit),
-    );
-    let host_routes = ["/healthz", OPENAPI_PATH, "/readyz", "/metrics"];
-    let templates: Vec<String> = templates
-        .into_iter()
-        .chain(host_routes.map(str::to_owned))
-        .collect();
-    observe::Observe::new(
-        limits.layer(router),
-        PathTemplates::new(&templates),
-        ctx.metrics,
-    )
+        ),
+    ]
 }
 
 /// Serves until `shutdown` trips, then lets in-flight requests finish for up to `grace`.

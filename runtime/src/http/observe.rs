@@ -1,5 +1,6 @@
 //! Per-request observability, around the whole router: the path is matched to its route
-//! template ([`PathTemplates`], which also rewrites it to the template's spelling), the W3C
+//! template ([`PathTemplates`], which also rewrites it to the template's spelling) and the
+//! match recorded for the router ([`MatchedRoute`]), the W3C
 //! trace context (incoming or new) goes into the request's extensions for handlers, a span
 //! carries it on every log line, and the request is counted and timed by route template
 //! (never by raw path, to keep labels bounded). It catches a handler's panic itself, so a
@@ -26,6 +27,7 @@ use tokio::time::Instant;
 use tower::Service;
 use tracing::Span;
 
+use super::path::MatchedRoute;
 use super::paths::PathTemplates;
 use crate::problem::ApiError;
 use crate::telemetry::Metrics;
@@ -123,6 +125,12 @@ where
             Some((route, index)) => (Some(route), index),
             None => (None, self.paths.len()),
         };
+        if route.is_some() {
+            req.extensions_mut().insert(MatchedRoute {
+                templates: self.paths.clone(),
+                index,
+            });
+        }
         let label = route.as_deref().unwrap_or(UNMATCHED);
         let method = req.method().clone();
         let trace = TraceContext::from_header_or_new(

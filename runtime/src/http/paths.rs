@@ -38,7 +38,8 @@ struct Template {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Segment {
     Literal(String),
-    Param,
+    /// `{name}`: any one segment.
+    Param(String),
 }
 
 /// What a request path matched.
@@ -55,15 +56,22 @@ pub struct Matched {
 }
 
 impl Template {
+    /// Panics, naming the template, on a segment the host cannot route: a parameter that
+    /// is not a whole segment (`/files/{name}.txt`), a catch-all (`{*rest}`) or an empty
+    /// name. Routes are declared at start-up, so this stops the function before it serves.
     fn new(template: &str) -> Self {
         let segments = split(template)
-            .map(|s| {
-                if s.starts_with('{') && s.ends_with('}') {
-                    Segment::Param
-                } else {
-                    Segment::Literal(s.to_owned())
-                }
-            })
+            .map(
+                |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    Some(name) if valid_param_name(name) => Segment::Param(name.to_owned()),
+                    _ if s.contains(['{', '}']) => panic!(
+                        "route `{template}`: the segment `{s}` is not a parameter the host can \
+                     route; a parameter is a whole segment, `{{name}}`, with a name of \
+                     letters, digits and `_`"
+                    ),
+                    _ => Segment::Literal(s.to_owned()),
+                },
+            )
             .collect();
         Self {
             route: template.into(),
@@ -80,7 +88,7 @@ impl Template {
                 .iter()
                 .zip(segments)
                 .all(|(template, segment)| match template {
-                    Segment::Param => true,
+                    Segment::Param(_) => true,
                     Segment::Literal(l) if exact => l == segment,
                     Segment::Literal(l) => l.eq_ignore_ascii_case(segment),
                 })
@@ -92,7 +100,7 @@ impl Template {
             out.push('/');
             out.push_str(match template {
                 Segment::Literal(l) => l,
-                Segment::Param => segment,
+                Segment::Param(_) => segment,
             });
         }
         out
@@ -102,18 +110,35 @@ impl Template {
     fn specificity(&self) -> Vec<bool> {
         self.segments
             .iter()
-            .map(|s| matches!(s, Segment::Param))
+            .map(|s| matches!(s, Segment::Param(_)))
             .collect()
     }
 }
 
 impl PathTemplates {
+    /// # Panics
+    /// On a template with a segment the host cannot route (see [`crate::Routes::route`]).
     pub fn new(templates: &[String]) -> Self {
-        let mut parsed: Vec<Template> = templates.iter().map(|t| Template::new(t)).collect();
-        parsed.sort_by_cached_key(Template::specificity);
-        Self {
-            templates: parsed.into(),
-        }
+        Self::with_values(templates.iter().map(|t| (t.clone(), ())).collect()).0
+    }
+
+    /// The templates of `routes`, and each route's value at its template's index.
+    ///
+    /// # Panics
+    /// As [`PathTemplates::new`].
+    pub fn with_values<T>(routes: Vec<(String, T)>) -> (Self, Vec<T>) {
+        let mut parsed: Vec<(Template, T)> = routes
+            .into_iter()
+            .map(|(template, value)| (Template::new(&template), value))
+            .collect();
+        parsed.sort_by_cached_key(|(template, _)| template.specificity());
+        let (templates, values): (Vec<Template>, Vec<T>) = parsed.into_iter().unzip();
+        (
+            Self {
+                templates: templates.into(),
+            },
+            values,
+        )
     }
 
     /// The template `path` matches: an exact match first, then one ignoring the case of
@@ -164,6 +189,29 @@ impl PathTemplates {
         self.find(path)?.canonical
     }
 
+    /// The templates as declared, in the order of their indexes (most specific first).
+    pub fn routes(&self) -> impl Iterator<Item = &str> {
+        self.templates.iter().map(|t| &*t.route)
+    }
+
+    /// The parameters of the template at `index` in `path`, a path it matched: each one's
+    /// name and its segment as the path spells it (still percent-encoded), in the
+    /// template's order. Nothing for an index out of range.
+    pub fn params<'a>(
+        &'a self,
+        index: usize,
+        path: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> + Clone {
+        let segments = self.templates.get(index).map_or(&[][..], |t| &t.segments);
+        segments
+            .iter()
+            .zip(split(path))
+            .filter_map(|(template, segment)| match template {
+                Segment::Param(name) => Some((name.as_str(), segment)),
+                Segment::Literal(_) => None,
+            })
+    }
+
     /// How many templates there are.
     pub fn len(&self) -> usize {
         self.templates.len()
@@ -201,12 +249,17 @@ impl PathTemplates {
     }
 }
 
+fn valid_param_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 /// The path's non-empty segments. Written out rather than `str::split`, whose searcher
 /// costs more than the short segments it finds (callgrind: about 40% of the matching).
 fn split(path: &str) -> Segments<'_> {
     Segments { rest: path }
 }
 
+#[derive(Clone)]
 struct Segments<'a> {
     rest: &'a str,
 }
