@@ -288,6 +288,12 @@ impl<'de> de::Deserializer<'de> for Param<'_> {
         self.deserialize_str(visitor)
     }
 
+    // A parameter is one string: a type that wants a sequence or a map is told it got a
+    // string, an error without a parameter's name (the handler's type does not fit).
+    serde::forward_to_deserialize_any! {
+        string bytes byte_buf identifier seq tuple tuple_struct map struct ignored_any
+    }
+
     parsed! {
         deserialize_bool visit_bool bool, "true or false";
         deserialize_i8 visit_i8 i8, whole_number(i8::MIN, i8::MAX);
@@ -311,22 +317,6 @@ impl<'de> de::Deserializer<'de> for Param<'_> {
             Cow::Owned(s) => visitor.visit_string::<ParamError>(s),
         };
         visited.map_err(|e| e.naming(self.name))
-    }
-
-    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ParamError> {
-        self.deserialize_str(visitor)
-    }
-
-    fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ParamError> {
-        self.deserialize_str(visitor)
-    }
-
-    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ParamError> {
-        self.deserialize_str(visitor)
-    }
-
-    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ParamError> {
-        self.deserialize_str(visitor)
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ParamError> {
@@ -362,49 +352,5 @@ impl<'de> de::Deserializer<'de> for Param<'_> {
         let decoded = self.decoded()?;
         let variant: StrDeserializer<'_, ParamError> = decoded.as_ref().into_deserializer();
         visitor.visit_enum(variant).map_err(|e| e.naming(self.name))
-    }
-
-    fn deserialize_seq<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, ParamError> {
-        Err(de::Error::custom(format!(
-            "the parameter `{}` is one value, not a sequence",
-            self.name
-        )))
-    }
-
-    fn deserialize_tuple<V: Visitor<'de>>(
-        self,
-        _len: usize,
-        visitor: V,
-    ) -> Result<V::Value, ParamError> {
-        self.deserialize_seq(visitor)
-    }
-
-    fn deserialize_tuple_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _len: usize,
-        visitor: V,
-    ) -> Result<V::Value, ParamError> {
-        self.deserialize_seq(visitor)
-    }
-
-    fn deserialize_map<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, ParamError> {
-        Err(de::Error::custom(format!(
-            "the parameter `{}` is one value, not a map",
-            self.name
-        )))
-    }
-
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, ParamError> {
-        self.deserialize_map(visitor)
-    }
-
-    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ParamError> {
-        visitor.visit_unit()
     }
 }
