@@ -14,6 +14,7 @@
 //! - `POST /api/deliveries/{id}/confirmations` -> 200 | 404 | 409: `Completed`; kept 7 days
 //! - `GET /api/deliveries/summary?ownerId=&year=&month=` -> 200 {count}
 
+pub mod encoded;
 pub mod model;
 pub mod redis_store;
 pub mod store;
@@ -28,7 +29,7 @@ use chrono::{DateTime, FixedOffset};
 use contracts::requests::{DeliveryDocument, DeliveryPatch, UserAccount};
 use contracts::{ConfirmationType, Location, OwnerMonth, OwnerMonthQuery, read_location};
 use runtime::deploy::{Deployment, Output, Store};
-use runtime::http::{Json, Path};
+use runtime::http::{EncodedJson, Json, Path};
 use runtime::json::Validator;
 use runtime::openapi;
 use runtime::secrets::SecretWatch;
@@ -226,9 +227,11 @@ fn cancelled(id: &str) -> ApiError {
 async fn get_delivery(
     State(state): AppStateOf,
     Path(id): Path<String>,
-) -> Result<Json<DeliveryDocument>, ApiError> {
+) -> Result<EncodedJson, ApiError> {
     runtime::trace::annotate("delivery_id", &id);
-    Ok(Json(fetch(&state, &id).await?.document))
+    check_id("id", &id)?;
+    // Answered as the store keeps it, encoded (crate::encoded).
+    found(&id, state.store.document_json(&id).await?).map(EncodedJson)
 }
 
 /// The public route to a delivery, which the ingress serves to clients.
@@ -238,10 +241,7 @@ async fn get_delivery(
         (status = 200, description = "The delivery.", body = DeliveryDocument),
         (status = 404, response = openapi::NotFound),
     ))]
-async fn get_public_delivery(
-    state: AppStateOf,
-    id: Path<String>,
-) -> Result<Json<DeliveryDocument>, ApiError> {
+async fn get_public_delivery(state: AppStateOf, id: Path<String>) -> Result<EncodedJson, ApiError> {
     get_delivery(state, id).await
 }
 

@@ -36,7 +36,7 @@ use crate::telemetry::Metrics;
 pub use body::{BodyLimit, JsonBody};
 pub use path::Path;
 pub use paths::PathTemplates;
-pub use reply::Json;
+pub use reply::{EncodedJson, Json};
 
 /// A function's routes plus the templates they were declared with and the operations
 /// they document.

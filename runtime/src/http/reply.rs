@@ -1,11 +1,13 @@
-//! JSON response bodies.
+//! JSON response bodies: a value serialised when answered ([`Json`]), or a document a store
+//! keeps already encoded ([`EncodedJson`]).
 //!
-//! Like `axum::Json`, but serialised into a `Vec` sized for a typical document instead of a
-//! growing `BytesMut` written through `io::Write` piece by piece: on the read path that
-//! serialisation was the largest cost the host added to a request (callgrind,
+//! [`Json`] is like `axum::Json`, but serialised into a `Vec` sized for a typical document
+//! instead of a growing `BytesMut` written through `io::Write` piece by piece: on the read
+//! path that serialisation was the largest cost the host added to a request (callgrind,
 //! docs/BENCHMARKS.md).
 
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue};
 use serde::Serialize;
 
@@ -35,6 +37,25 @@ impl<T: Serialize> IntoResponse for Json<T> {
     }
 }
 
+/// A document already encoded as JSON, answered as `application/json` as it is.
+///
+/// For a read that serves what a store keeps encoded: serialising a document on each read
+/// costs more than everything else the host does for the request, bar the connection's own
+/// work (callgrind, docs/BENCHMARKS.md). The store vouches that the bytes are the JSON the
+/// route documents; nothing here parses them again.
+#[derive(Debug, Clone, Default)]
+pub struct EncodedJson(pub Bytes);
+
+impl IntoResponse for EncodedJson {
+    fn into_response(self) -> Response {
+        (
+            [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            self.0,
+        )
+            .into_response()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -52,6 +73,16 @@ mod tests {
         assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], br#"{"id":"a\"b","n":1.5}"#);
+    }
+
+    #[tokio::test]
+    async fn an_encoded_document_is_answered_as_it_is() {
+        let encoded = Bytes::from_static(br#"{"id":"a","n":1.50}"#);
+        let response = EncodedJson(encoded.clone()).into_response();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, encoded);
     }
 
     #[tokio::test]
