@@ -221,6 +221,11 @@ async fn wrong_content_type_is_415_and_oversized_is_413() {
     let r = c.json(Method::POST, "/api/deliveryrequests", &big).await;
     assert_eq!(r.status, 413);
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert_eq!(
+        r.json()["detail"],
+        "the body must not exceed 2048 bytes",
+        "the problem names the limit in force"
+    );
     assert!(drain(&queue).await.is_empty());
 }
 

@@ -6,11 +6,8 @@ use axum::http::header;
 use bytes::Bytes;
 use serde_json::Value;
 
+use super::path::MatchedRoute;
 use crate::problem::ApiError;
-
-/// The body limit in force, for the 413 message.
-#[derive(Debug, Clone, Copy)]
-pub struct BodyLimit(pub usize);
 
 /// A request body parsed as JSON (read it with [`crate::json::Validator`]).
 #[derive(Debug, Clone)]
@@ -38,7 +35,11 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         if !json {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let limit = req.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
+        // For the 413's message; axum's `DefaultBodyLimit`, set to the same, enforces it.
+        let limit = req
+            .extensions()
+            .get::<MatchedRoute>()
+            .map_or(0, |route| route.body_limit);
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge { limit }

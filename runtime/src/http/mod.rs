@@ -33,7 +33,7 @@ use crate::openapi::{OPENAPI_PATH, RoutesApi, function_document, to_json};
 use crate::problem::ApiError;
 use crate::telemetry::Metrics;
 
-pub use body::{BodyLimit, JsonBody};
+pub use body::JsonBody;
 pub use path::Path;
 pub use paths::PathTemplates;
 pub use reply::{EncodedJson, Json};
@@ -192,15 +192,18 @@ pub fn host_service(
         routes.add(template.to_owned(), handlers);
     }
     let (routes, _) = routes.into_parts();
-    // The limits wrap each route once, from outside: `MethodRouter::layer` would box every
-    // handler again, per request.
-    let limits = (
-        axum::Extension(BodyLimit(ctx.body_limit)),
-        DefaultBodyLimit::max(ctx.body_limit),
-    );
+    // The limit wraps each route once, from outside: `MethodRouter::layer` would box every
+    // handler again, per request. It is what axum's body extractors enforce; the
+    // observation records it for the host's own (`JsonBody`'s 413 names it).
+    let limit = DefaultBodyLimit::max(ctx.body_limit);
     let (templates, handlers) = PathTemplates::with_values(routes);
-    let handlers = handlers.into_iter().map(|h| limits.layer(h)).collect();
-    observe::Observe::new(router::Dispatch::new(handlers), templates, ctx.metrics)
+    let handlers = handlers.into_iter().map(|h| limit.layer(h)).collect();
+    observe::Observe::new(
+        router::Dispatch::new(handlers),
+        templates,
+        ctx.metrics,
+        ctx.body_limit,
+    )
 }
 
 /// `/healthz`, `/readyz`, `/metrics` and `/openapi.json`.

@@ -11,6 +11,7 @@
 //! request. Matching the templates here, once, costs less than what axum's `MatchedPath`
 //! saved (callgrind: about 5,000 instructions a request, of 35,700; docs/BENCHMARKS.md).
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -47,16 +48,19 @@ pub(super) struct Observe<S> {
     metrics: Metrics,
     /// One per template, in the templates' order, then one for unmatched requests.
     routes: Arc<[RouteMetrics]>,
+    /// Recorded with the match, for the handlers ([`MatchedRoute::body_limit`]).
+    body_limit: usize,
 }
 
 impl<S> Observe<S> {
-    pub(super) fn new(inner: S, paths: PathTemplates, metrics: Metrics) -> Self {
+    pub(super) fn new(inner: S, paths: PathTemplates, metrics: Metrics, body_limit: usize) -> Self {
         let routes = (0..=paths.len()).map(|_| RouteMetrics::default()).collect();
         Self {
             inner,
             paths,
             metrics,
             routes,
+            body_limit,
         }
     }
 }
@@ -74,14 +78,26 @@ const METHODS: [Method; 7] = [
 
 /// A route's request counters and timer, by method and status class, each looked up in its
 /// metric family once: `with_label_values` hashes the labels and takes a lock on every call
-/// (callgrind: about 470 instructions a request for the two).
+/// (callgrind: about 470 instructions a request for the two). With them, the name of the
+/// route's span for each method, written once rather than formatted into every span
+/// (about 500 instructions a request).
 #[derive(Debug, Default)]
 struct RouteMetrics {
     requests: [[OnceLock<IntCounter>; 5]; METHODS.len()],
     durations: [OnceLock<Histogram>; METHODS.len()],
+    span_names: [OnceLock<Box<str>>; METHODS.len()],
 }
 
 impl RouteMetrics {
+    /// `METHOD route`, the span's name under OpenTelemetry's HTTP conventions.
+    fn span_name(&self, method: &Method, route: &str) -> Cow<'_, str> {
+        let name = || format!("{method} {route}");
+        match METHODS.iter().position(|m| m == method) {
+            Some(m) => Cow::Borrowed(self.span_names[m].get_or_init(|| name().into())),
+            None => Cow::Owned(name()),
+        }
+    }
+
     fn record(&self, metrics: &Metrics, route: &str, method: &Method, class: usize, secs: f64) {
         let method_index = METHODS.iter().position(|m| m == method);
         let labels = |class| [route, method.as_str(), CLASSES[class]];
@@ -129,30 +145,37 @@ where
             req.extensions_mut().insert(MatchedRoute {
                 templates: self.paths.clone(),
                 index,
+                body_limit: self.body_limit,
             });
         }
         let label = route.as_deref().unwrap_or(UNMATCHED);
         let method = req.method().clone();
+        let name = match self.routes.get(index) {
+            Some(metrics) => metrics.span_name(&method, label),
+            None => Cow::Owned(format!("{method} {label}")),
+        };
         let trace = TraceContext::from_header_or_new(
             req.headers().get(TRACEPARENT).and_then(|v| v.to_str().ok()),
         );
         req.extensions_mut().insert(trace);
+        let trace_id = trace.trace_id_hex();
         // Field names follow the OpenTelemetry HTTP conventions; they are the exported
         // span's attributes when OTLP export is on (`otel.*` fields only steer the exporter).
         let span = tracing::info_span!(
             "request",
-            otel.name = %format_args!("{method} {label}"),
+            otel.name = name.as_ref(),
             otel.kind = "server",
             function = self.metrics.function(),
             "http.request.method" = method.as_str(),
             "http.route" = label,
             "http.response.status_code" = tracing::field::Empty,
-            trace_id = %trace.trace_id_hex(),
+            trace_id = trace_id.as_str(),
         );
         crate::telemetry::otlp::link_to_remote_parent(&span, &trace);
-        // A service may run handler code in `call` too, so that is caught as well.
-        let inner = span
-            .in_scope(|| std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req))).ok());
+        // A service may run code in `call` too, so a panic there is caught as well. The span
+        // is entered only around polls: axum's routes run no handler code in `call`, they
+        // make its future, and an entry and exit of the span costs about 600 instructions.
+        let inner = std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req))).ok();
         Observed {
             inner,
             observation: Some(Observation {
@@ -228,8 +251,13 @@ impl Observation {
     fn finish(self, response: &Response) {
         let route = self.route.as_deref().unwrap_or(UNMATCHED);
         let status = response.status();
-        self.span
-            .record("http.response.status_code", status.as_u16());
+        // The exported span's attribute. On the log lines it would show only on the one
+        // below, which carries it itself: recording it on the span for them costs about 450
+        // instructions a request (callgrind).
+        if crate::telemetry::otlp::exporting() {
+            self.span
+                .record("http.response.status_code", status.as_u16());
+        }
         let class = match status.as_u16() {
             100..=199 => 0,
             200..=299 => 1,
@@ -245,8 +273,83 @@ impl Observation {
             self.metrics.handled_one();
             // Entering the span only to find the event disabled costs more than asking first.
             if tracing::level_enabled!(tracing::Level::DEBUG) {
-                self.span.in_scope(|| tracing::debug!("request served"));
+                self.span.in_scope(|| {
+                    tracing::debug!(
+                        "http.response.status_code" = status.as_u16(),
+                        "request served"
+                    );
+                });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::{Arc, Mutex};
+
+    use axum::routing::get;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use crate::http::{Path, Routes};
+    use crate::telemetry::json_lines::JsonLines;
+    use crate::testing::TestClient;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_served_request_is_logged_at_debug_with_its_route_status_trace_and_annotations() {
+        let captured = Captured::default();
+        let sink = captured.clone();
+        let subscriber = tracing_subscriber::registry().with(JsonLines::new(move || sink.clone()));
+        let _default = tracing::subscriber::set_default(subscriber);
+        let client = TestClient::new(Routes::under("/api/things").route(
+            "/{id}",
+            get(|Path(id): Path<String>| async move {
+                crate::trace::annotate("thing_id", &id);
+                axum::http::StatusCode::ACCEPTED
+            }),
+        ));
+        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let response = client
+            .raw(
+                http::Method::GET,
+                "/API/things/t-1",
+                None,
+                "",
+                &[("traceparent", traceparent)],
+            )
+            .await;
+        assert_eq!(response.status, 202);
+
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let served: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|l: &serde_json::Value| l["message"] == "request served")
+            .collect();
+        assert_eq!(served.len(), 1, "{text}");
+        let line = &served[0];
+        assert_eq!(line["level"], "DEBUG");
+        assert_eq!(line["http.route"], "/api/things/{id}");
+        assert_eq!(line["http.request.method"], "GET");
+        assert_eq!(line["http.response.status_code"], 202);
+        assert_eq!(line["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(line["function"], "test");
+        assert_eq!(line["thing_id"], "t-1");
     }
 }

@@ -48,11 +48,13 @@ pub struct EncodedJson(pub Bytes);
 
 impl IntoResponse for EncodedJson {
     fn into_response(self) -> Response {
-        (
-            [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-            self.0,
-        )
-            .into_response()
+        // Built directly: axum's `(headers, body)` goes through its generic header parts
+        // (about 250 instructions more a request, callgrind).
+        let mut response = Response::new(axum::body::Body::from(self.0));
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response
     }
 }
 

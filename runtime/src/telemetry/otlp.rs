@@ -30,7 +30,9 @@ pub(super) fn mark_exporting() {
     EXPORTING.store(true, Ordering::Relaxed);
 }
 
-fn exporting() -> bool {
+/// Whether spans are exported: fields only the exported span shows need not be recorded
+/// otherwise.
+pub(crate) fn exporting() -> bool {
     EXPORTING.load(Ordering::Relaxed)
 }
 
