@@ -288,35 +288,16 @@ impl Observation {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use std::sync::{Arc, Mutex};
-
     use axum::routing::get;
-    use tracing_subscriber::layer::SubscriberExt as _;
 
     use crate::http::{Path, Routes};
-    use crate::telemetry::json_lines::JsonLines;
+    use crate::telemetry::json_lines::captured::Captured;
     use crate::testing::TestClient;
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     #[tokio::test]
     async fn a_served_request_is_logged_at_debug_with_its_route_status_trace_and_annotations() {
         let captured = Captured::default();
-        let sink = captured.clone();
-        let subscriber = tracing_subscriber::registry().with(JsonLines::new(move || sink.clone()));
-        let _default = tracing::subscriber::set_default(subscriber);
+        let _default = tracing::subscriber::set_default(captured.subscriber());
         let client = TestClient::new(Routes::under("/api/things").route(
             "/{id}",
             get(|Path(id): Path<String>| async move {
@@ -336,14 +317,13 @@ mod tests {
             .await;
         assert_eq!(response.status, 202);
 
-        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-        let served: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .filter(|l: &serde_json::Value| l["message"] == "request served")
+        let lines = captured.lines();
+        let served: Vec<&serde_json::Value> = lines
+            .iter()
+            .filter(|l| l["message"] == "request served")
             .collect();
-        assert_eq!(served.len(), 1, "{text}");
-        let line = &served[0];
+        assert_eq!(served.len(), 1, "{lines:?}");
+        let line = served[0];
         assert_eq!(line["level"], "DEBUG");
         assert_eq!(line["http.route"], "/api/things/{id}");
         assert_eq!(line["http.request.method"], "GET");

@@ -275,18 +275,20 @@ where
     }
 }
 
+/// The layer writing into memory, for tests that read the lines back.
 #[cfg(test)]
-mod tests {
+pub(crate) mod captured {
     #![allow(clippy::unwrap_used)]
 
     use std::sync::{Arc, Mutex};
 
     use tracing_subscriber::layer::SubscriberExt as _;
 
-    use super::*;
+    use super::JsonLines;
 
+    /// What the layer of [`Captured::subscriber`] wrote.
     #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
+    pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
 
     impl std::io::Write for Captured {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -299,17 +301,35 @@ mod tests {
         }
     }
 
+    impl Captured {
+        /// The registry with the JSON layer, writing here.
+        pub(crate) fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + 'static {
+            let sink = self.clone();
+            tracing_subscriber::registry().with(JsonLines::new(move || sink.clone()))
+        }
+
+        /// Each line written so far, parsed.
+        pub(crate) fn lines(&self) -> Vec<serde_json::Value> {
+            let bytes = self.0.lock().unwrap().clone();
+            String::from_utf8(bytes)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::captured::Captured;
+
     fn lines(run: impl FnOnce()) -> Vec<serde_json::Value> {
         let captured = Captured::default();
-        let sink = captured.clone();
-        let subscriber = tracing_subscriber::registry().with(JsonLines::new(move || sink.clone()));
-        tracing::subscriber::with_default(subscriber, run);
-        let bytes = captured.0.lock().unwrap().clone();
-        String::from_utf8(bytes)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        tracing::subscriber::with_default(captured.subscriber(), run);
+        captured.lines()
     }
 
     #[test]
