@@ -20,14 +20,9 @@ use crate::model::{NotifyMeRequest, StoredDelivery, TrackingEvent};
 #[async_trait]
 pub trait DeliveryStore: Send + Sync + std::fmt::Debug {
     async fn get(&self, id: &str) -> Result<Option<StoredDelivery>, StoreError>;
-    /// The delivery's document encoded as `GET /api/deliveries/{id}` answers it. The stores
-    /// keep it encoded ([`encoded`]); this default encodes what [`Self::get`] reads.
-    async fn document_json(&self, id: &str) -> Result<Option<Bytes>, StoreError> {
-        self.get(id)
-            .await?
-            .map(|delivery| encoded::document_json(&delivery.document))
-            .transpose()
-    }
+    /// The delivery's document encoded as `GET /api/deliveries/{id}` answers it, as the
+    /// store keeps it ([`encoded`]): read without decoding or encoding it.
+    async fn document_json(&self, id: &str) -> Result<Option<Bytes>, StoreError>;
     /// The delivery with its history, in one read where the store allows (every route
     /// needs both).
     async fn load(

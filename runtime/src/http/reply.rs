@@ -39,9 +39,9 @@ impl<T: Serialize> IntoResponse for Json<T> {
 
 /// A document already encoded as JSON, answered as `application/json` as it is.
 ///
-/// For a read that serves what a store keeps encoded: serialising a document on each read
-/// costs more than everything else the host does for the request, bar the connection's own
-/// work (callgrind, docs/BENCHMARKS.md). The store vouches that the bytes are the JSON the
+/// For a read that serves what a store keeps encoded: serialising the delivery document on
+/// each read was the largest single cost the host added to its GET, about a third of it
+/// (callgrind, docs/BENCHMARKS.md). The store vouches that the bytes are the JSON the
 /// route documents; nothing here parses them again.
 #[derive(Debug, Clone, Default)]
 pub struct EncodedJson(pub Bytes);
