@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)]
+
 //! The test vectors of `../shared/SCALING.md` §6, run through the whole autoscaler from
 //! objects written as YAML, as `fabrikam manifests` writes them.
 
