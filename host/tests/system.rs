@@ -150,3 +150,40 @@ async fn the_gateway_serves_only_public_routes_and_the_internal_one_every_route(
     shutdown.trigger();
     system.stopped().await;
 }
+
+/// A body over the limit is answered 413 by the function, and the gateway passes that
+/// answer through every time: the function reads the rest of the body instead of
+/// resetting the connection on it, which used to turn the 413 into the gateway's 503.
+#[tokio::test]
+async fn an_oversized_body_is_answered_413_through_the_gateway_every_time() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (shutdown, system, _) = start_local().await;
+    let body = vec![b' '; 3 * 1024 * 1024];
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        let stream = tokio::net::TcpStream::connect(system.gateway)
+            .await
+            .unwrap();
+        let (mut reader, mut writer) = stream.into_split();
+        let head = format!(
+            "POST /api/deliveryrequests HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let body = body.clone();
+        // As a client does: sending while the answer may already be coming back.
+        let sending = tokio::spawn(async move {
+            let _ = writer.write_all(head.as_bytes()).await;
+            let _ = writer.write_all(&body).await;
+            writer
+        });
+        let mut answer = Vec::new();
+        let _ = reader.read_to_end(&mut answer).await;
+        let _ = sending.await;
+        let text = String::from_utf8_lossy(&answer);
+        statuses.push(text.split(' ').nth(1).unwrap_or("none").to_owned());
+    }
+    assert!(statuses.iter().all(|s| s == "413"), "{statuses:?}");
+    shutdown.trigger();
+    system.stopped().await;
+}

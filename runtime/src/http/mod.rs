@@ -10,6 +10,7 @@
 //! parameters with [`Path`].
 
 pub mod body;
+mod drain;
 mod observe;
 mod path;
 pub mod paths;
@@ -286,6 +287,10 @@ where
     S::Future: Send,
 {
     let signal = shutdown.clone();
+    // Outermost: a body the handler left unread is drained, not reset (drain.rs).
+    let service = tower::ServiceBuilder::new()
+        .map_request(drain::drain_unread_body)
+        .service(service);
     let server = axum::serve(
         listener,
         axum::ServiceExt::<Request>::into_make_service(service),
