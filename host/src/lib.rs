@@ -10,6 +10,7 @@ pub mod manifests;
 pub mod openapi;
 pub mod processes;
 pub mod scaffold;
+pub mod scale;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;

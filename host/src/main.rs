@@ -4,6 +4,7 @@
 //! - `fabrikam images`: one OCI image per function, without a container engine.
 //! - `fabrikam functions`: the registered functions, one per line, for scripts.
 //! - `fabrikam openapi`: the HTTP functions' OpenAPI documents, written to docs/openapi/.
+//! - `fabrikam scale simulate`: a trace replayed through the KEDA and HPA rules.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +50,45 @@ enum Command {
     /// callees' URLs on the `DEV_*` ports, the gateways' arguments and the queues to declare
     /// (scripts/dev --processes runs it).
     Processes,
+    /// What KEDA and the HPA do with the rendered ScaledObjects (../shared/SCALING.md).
+    #[command(subcommand)]
+    Scale(ScaleCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ScaleCommand {
+    /// Replay a trace through the scaling rules in virtual time: replicas, queue age,
+    /// held requests, cold starts and replica-seconds per function, with the explain log.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Args)]
+struct SimulateArgs {
+    /// The profile whose rendered objects are simulated.
+    #[arg(long, value_parser = parse_profile)]
+    profile: Profile,
+    /// The trace: CSV lines `start_s,end_s,http:<path>|queue:<name>,per_second`.
+    #[arg(long)]
+    trace: PathBuf,
+    /// One replica's measured capacity per function (scripts/bench-capacity).
+    #[arg(long, default_value = "docs/scaling/capacity.json")]
+    capacity: PathBuf,
+    /// The environment's input file [default: keda/input/PROFILE.json].
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Also write report.md, explain.log and one SVG plot per function here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Count locked messages in ActiveMessageCount (unverified on Service Bus; off).
+    #[arg(long)]
+    counts_locked: bool,
+    /// Seconds from a replica asked for to its container starting (no cluster measures it
+    /// here).
+    #[arg(long, default_value_t = 2.0)]
+    pod_start_seconds: f64,
+    /// Seconds simulated after the trace's end, to see the scale-in.
+    #[arg(long, default_value_t = 900)]
+    tail_seconds: u64,
 }
 
 #[derive(Debug, Args)]
@@ -194,7 +234,65 @@ fn main() -> ExitCode {
         Command::Functions(args) => functions(&args),
         Command::Processes => processes(),
         Command::Openapi(args) => openapi(&args),
+        Command::Scale(ScaleCommand::Simulate(args)) => simulate(&args),
     }
+}
+
+fn simulate(args: &SimulateArgs) -> ExitCode {
+    match try_simulate(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fabrikam scale simulate: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn try_simulate(args: &SimulateArgs) -> Result<(), String> {
+    use scaling::simulate::{SimOptions, Simulation, Trace};
+    let input = args
+        .input
+        .clone()
+        .unwrap_or_else(|| format!("keda/input/{}.json", args.profile.name()).into());
+    let functions = manifests::declarations();
+    let (workloads, env) = host::scale::rendered_workloads(args.profile, &functions, &input)?;
+    let capacity = host::scale::CapacityFile::read(&args.capacity)?;
+    let text = std::fs::read_to_string(&args.trace)
+        .map_err(|e| format!("{}: {e}", args.trace.display()))?;
+    let trace = Trace::parse(&text).map_err(|e| format!("{}: {e}", args.trace.display()))?;
+    if !(args.pod_start_seconds.is_finite() && args.pod_start_seconds >= 0.0) {
+        return Err("--pod-start-seconds must be a number of seconds".to_owned());
+    }
+    let mut options = SimOptions {
+        pod_start: std::time::Duration::from_secs_f64(args.pod_start_seconds),
+        tail: std::time::Duration::from_secs(args.tail_seconds),
+        ..SimOptions::default()
+    };
+    options.autoscaler.counts_locked = args.counts_locked;
+    let flows = host::scale::flows(&functions, &env);
+    let simulation = Simulation::new(workloads, &flows, &capacity.capacities(), options)?;
+    let report = simulation.run(&trace)?;
+    let title = format!(
+        "{} on the {} profile",
+        args.trace.display(),
+        args.profile.name()
+    );
+    let markdown = host::scale::markdown(&report, &title);
+    print!("{markdown}");
+    if let Some(out) = &args.out {
+        let write = |name: &str, text: &str| {
+            std::fs::write(out.join(name), text)
+                .map_err(|e| format!("{}: {e}", out.join(name).display()))
+        };
+        std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+        write("report.md", &markdown)?;
+        write("explain.log", &report.explain())?;
+        for (i, f) in report.functions.iter().enumerate() {
+            let plot = scaling::simulate::plot(&report, i, &format!("{} · {title}", f.name));
+            write(&format!("{}.svg", f.name), &plot)?;
+        }
+    }
+    Ok(())
 }
 
 fn openapi(args: &OpenapiArgs) -> ExitCode {

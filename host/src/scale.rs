@@ -1,0 +1,173 @@
+//! `fabrikam scale`: the scaling rules (the `scaling` crate) fed with this system: the
+//! objects `fabrikam manifests` renders for a profile, how work flows between the
+//! registered functions, and each function's measured capacity.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use runtime::deploy::{Deployment, Profile};
+use runtime::dispatch::DispatchOptions;
+use scaling::objects::Workload;
+use scaling::simulate::{Capacity, Emit, FunctionFlow, Report};
+use serde::Deserialize;
+
+use crate::manifests::{self, Environment};
+
+/// Requests one HTTP replica holds at once: hyper sets no limit, so the CPU is the bound.
+const HTTP_SLOTS: u32 = 1024;
+
+/// The workloads of `profile` as rendered from `functions` with the input file at
+/// `input`: the same objects `fabrikam manifests` writes under `keda/<profile>/`.
+pub fn rendered_workloads(
+    profile: Profile,
+    functions: &[Deployment],
+    input: &Path,
+) -> Result<(Vec<Workload>, Environment), String> {
+    let env = manifests::read_input(input).map_err(|e| e.to_string())?;
+    let files = manifests::render(profile, functions, &env).map_err(|e| e.to_string())?;
+    let text: String = files.values().map(|f| format!("{f}\n---\n")).collect();
+    let workloads = scaling::objects::read_yaml(&text).map_err(|e| e.to_string())?;
+    Ok((workloads, env))
+}
+
+/// How work moves between `functions`: each function's trigger and what one unit of its
+/// work sends on (its declared output queues, and a call to each callee). Queue names are
+/// as `env` names them, as the rendered ScaledObjects do.
+pub fn flows(functions: &[Deployment], env: &Environment) -> Vec<FunctionFlow> {
+    let handler_slots = u32::try_from(DispatchOptions::default().max_concurrency).unwrap_or(16);
+    functions
+        .iter()
+        .map(|f| {
+            let mut emits: Vec<Emit> = f
+                .output_queues()
+                .map(|q| Emit::Message(env.queue(q)))
+                .collect();
+            emits.extend(f.callees().map(|(name, _)| Emit::Call(name.to_owned())));
+            let queue = f.queue_trigger().map(|q| env.queue(q));
+            FunctionFlow {
+                name: f.name.clone(),
+                path_prefixes: f
+                    .http_trigger()
+                    .map(|(prefixes, _)| prefixes.to_vec())
+                    .unwrap_or_default(),
+                handler_slots: if queue.is_some() {
+                    handler_slots
+                } else {
+                    HTTP_SLOTS
+                },
+                queue,
+                emits,
+            }
+        })
+        .collect()
+}
+
+/// `docs/scaling/capacity.json`: one replica's capacity per function, as
+/// `scripts/bench-capacity` measured it, and how.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CapacityFile {
+    /// Machine, date, commit and command of the measurement.
+    pub measured: BTreeMap<String, String>,
+    pub functions: BTreeMap<String, MeasuredCapacity>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MeasuredCapacity {
+    /// Units per second at the function's CPU limit.
+    pub per_second: f64,
+    /// Process start to `/readyz` answering 200, in milliseconds (p50 of the runs).
+    pub cold_start_ms: f64,
+}
+
+impl CapacityFile {
+    pub fn read(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn capacities(&self) -> BTreeMap<String, Capacity> {
+        self.functions
+            .iter()
+            .map(|(name, c)| {
+                (
+                    name.clone(),
+                    Capacity {
+                        per_second: c.per_second,
+                        cold_start: Duration::from_secs_f64(c.cold_start_ms.max(0.0) / 1000.0),
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+/// The report as Markdown: the table, then the explain log.
+pub fn markdown(report: &Report, title: &str) -> String {
+    let mut out = format!("# {title}\n\n");
+    out.push_str(&report.table());
+    let _ = writeln!(out, "\n## Explain log\n\n```");
+    out.push_str(&report.explain());
+    out.push_str("```\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flows_follow_the_declarations() {
+        let functions = manifests::declarations();
+        let env = manifests::read_input(Path::new("../keda/input/dev.json")).unwrap();
+        let flows = flows(&functions, &env);
+        let of = |name: &str| flows.iter().find(|f| f.name == name).unwrap();
+        assert_eq!(
+            of("ingestion").emits,
+            vec![Emit::Message("deliveries".into())]
+        );
+        let workflow = of("workflow");
+        assert_eq!(workflow.queue.as_deref(), Some("deliveries"));
+        assert_eq!(workflow.handler_slots, 16);
+        assert_eq!(
+            workflow.emits,
+            vec![
+                Emit::Call("package".into()),
+                Emit::Call("dronescheduler".into()),
+                Emit::Call("delivery".into())
+            ]
+        );
+        assert!(
+            of("delivery")
+                .path_prefixes
+                .contains(&"/api/deliveries".to_owned())
+        );
+    }
+
+    #[test]
+    fn the_workloads_are_read_from_the_rendered_objects() {
+        let functions = manifests::declarations();
+        let (workloads, _) = rendered_workloads(
+            Profile::Dev,
+            &functions,
+            Path::new("../keda/input/dev.json"),
+        )
+        .unwrap();
+        assert_eq!(workloads.len(), functions.len());
+        let workflow = workloads.iter().find(|w| w.name == "workflow").unwrap();
+        let declared = functions.iter().find(|f| f.name == "workflow").unwrap();
+        assert_eq!(
+            workflow.scaled_object.max_replicas,
+            declared.scaling.dev.max
+        );
+        assert_eq!(
+            workflow.scaled_object.cooldown,
+            Duration::from_secs(u64::from(declared.scaling.cooldown_seconds))
+        );
+        let ingestion = workloads.iter().find(|w| w.name == "ingestion").unwrap();
+        assert!(ingestion.route.is_some());
+    }
+}
