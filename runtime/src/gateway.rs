@@ -43,16 +43,15 @@ const HOP_BY_HOP: &[&str] = &[
 /// A router that forwards every request to the route with the longest matching prefix.
 pub fn gateway(mut routes: Vec<GatewayRoute>) -> axum::Router {
     routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
     let state = Gateway {
         routes: Arc::new(routes),
-        client: Client::builder(TokioExecutor::new()).build(connector),
+        client: proxy_client(),
     };
     axum::Router::new().fallback(forward).with_state(state)
 }
 
-fn matches(prefix: &str, path: &str) -> bool {
+/// Whether the lower-case `prefix` serves `path`: ignoring case, on whole segments.
+pub fn prefix_matches(prefix: &str, path: &str) -> bool {
     path.len() >= prefix.len()
         && path.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
         && matches!(
@@ -61,16 +60,33 @@ fn matches(prefix: &str, path: &str) -> bool {
         )
 }
 
-async fn forward(State(gw): State<Gateway>, mut req: Request) -> Response {
+async fn forward(State(gw): State<Gateway>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
-    let Some(route) = gw.routes.iter().find(|r| matches(&r.prefix, &path)) else {
+    let Some(route) = gw.routes.iter().find(|r| prefix_matches(&r.prefix, &path)) else {
         return ApiError::NotFound(format!("no function serves {path}")).into_response();
     };
+    proxy(&gw.client, route.upstream, &route.prefix, req).await
+}
+
+/// The HTTP client a proxy forwards with.
+pub fn proxy_client() -> Client<HttpConnector, Body> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+/// Forwards `req` to `upstream` as a reverse proxy does (hop-by-hop headers dropped, `Host`
+/// set), passing the answer through; an unreachable upstream is a 503 naming `what`.
+pub async fn proxy(
+    client: &Client<HttpConnector, Body>,
+    upstream: std::net::SocketAddr,
+    what: &str,
+    mut req: Request,
+) -> Response {
     let mut parts = req.uri().clone().into_parts();
     parts.scheme = Some(Scheme::HTTP);
-    let Ok(authority) = route.upstream.to_string().parse() else {
-        return ApiError::Internal(format!("bad upstream address {}", route.upstream))
-            .into_response();
+    let Ok(authority) = upstream.to_string().parse() else {
+        return ApiError::Internal(format!("bad upstream address {upstream}")).into_response();
     };
     parts.authority = Some(authority);
     let Ok(uri) = Uri::from_parts(parts) else {
@@ -80,13 +96,13 @@ async fn forward(State(gw): State<Gateway>, mut req: Request) -> Response {
     for h in HOP_BY_HOP {
         req.headers_mut().remove(*h);
     }
-    if let Ok(host) = route.upstream.to_string().parse() {
+    if let Ok(host) = upstream.to_string().parse() {
         req.headers_mut().insert(header::HOST, host);
     }
-    match gw.client.request(req).await {
+    match client.request(req).await {
         Ok(response) => response.map(Body::new),
         Err(e) => ApiError::Unavailable {
-            detail: format!("the function behind {} is unreachable: {e}", route.prefix),
+            detail: format!("the function behind {what} is unreachable: {e}"),
             retry_after: std::time::Duration::from_secs(1),
         }
         .into_response(),
@@ -99,9 +115,12 @@ mod tests {
 
     #[test]
     fn prefixes_match_whole_segments_ignoring_case() {
-        assert!(matches("/api/deliveries", "/api/Deliveries/1"));
-        assert!(matches("/api/deliveries", "/api/deliveries"));
-        assert!(!matches("/api/deliveries", "/api/deliveriesx"));
-        assert!(!matches("/api/deliveryrequests", "/api/deliveries/1"));
+        assert!(prefix_matches("/api/deliveries", "/api/Deliveries/1"));
+        assert!(prefix_matches("/api/deliveries", "/api/deliveries"));
+        assert!(!prefix_matches("/api/deliveries", "/api/deliveriesx"));
+        assert!(!prefix_matches(
+            "/api/deliveryrequests",
+            "/api/deliveries/1"
+        ));
     }
 }

@@ -84,6 +84,10 @@ pub enum ApiError {
         detail: String,
         retry_after: Duration,
     },
+    /// A gateway waited for an upstream that did not become ready in time (the
+    /// interceptor's hold at zero replicas).
+    #[error("gateway timeout: {0}")]
+    GatewayTimeout(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -105,6 +109,7 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -143,6 +148,10 @@ impl ApiError {
                 "urn:fabrikam:problem:unavailable",
                 "Temporarily unavailable",
             ),
+            Self::GatewayTimeout(_) => (
+                "urn:fabrikam:problem:gateway-timeout",
+                "The function did not become ready in time",
+            ),
             Self::Internal(_) => ("urn:fabrikam:problem:internal", "Internal error"),
         };
         let detail = match self {
@@ -158,7 +167,8 @@ impl ApiError {
             | Self::NotFound(d)
             | Self::Conflict(d)
             | Self::Gone(d)
-            | Self::Unprocessable(d) => Some(d.clone()),
+            | Self::Unprocessable(d)
+            | Self::GatewayTimeout(d) => Some(d.clone()),
             Self::PayloadTooLarge { limit } => {
                 Some(format!("the body must not exceed {limit} bytes"))
             }
