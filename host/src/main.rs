@@ -60,6 +60,39 @@ enum ScaleCommand {
     /// Replay a trace through the scaling rules in virtual time: replicas, queue age,
     /// held requests, cold starts and replica-seconds per function, with the explain log.
     Simulate(SimulateArgs),
+    /// Scale the registered functions on this machine as KEDA and the HPA would, from the
+    /// profile's rendered objects: each function 0..N processes behind a local interceptor
+    /// that holds requests at zero (scripts/dev --scale). Needs RabbitMQ (its management
+    /// API for the queue's depth), Redis and a MongoDB-compatible server.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The profile whose rendered objects give the rules.
+    #[arg(long, value_parser = parse_profile, default_value = "dev")]
+    profile: Profile,
+    /// The environment's input file [default: keda/input/PROFILE.json].
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Where the function binaries are [default: beside this one].
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// KEDA's pollingInterval for this run, in place of the objects' (tests, the dev loop).
+    #[arg(long)]
+    polling_seconds: Option<f64>,
+    /// KEDA's cooldownPeriod for this run, in place of the objects'.
+    #[arg(long)]
+    cooldown_seconds: Option<f64>,
+    /// The HPA's sync period for this run, in place of Kubernetes' 15 s.
+    #[arg(long)]
+    hpa_sync_seconds: Option<f64>,
+    /// RabbitMQ's management API, for the queue's depth.
+    #[arg(long, default_value = "http://127.0.0.1:15672/api")]
+    management: String,
+    /// Where each replica logs.
+    #[arg(long, default_value = "target/scale")]
+    log_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -235,7 +268,69 @@ fn main() -> ExitCode {
         Command::Processes => processes(),
         Command::Openapi(args) => openapi(&args),
         Command::Scale(ScaleCommand::Simulate(args)) => simulate(&args),
+        Command::Scale(ScaleCommand::Run(args)) => scale_run(args),
     }
+}
+
+fn scale_run(args: RunArgs) -> ExitCode {
+    let mut reader = runtime::EnvReader::new(&ProcessEnv);
+    let dev = host::DevOptions::from_env(&mut reader);
+    let seconds = |s: Option<f64>, what: &str| -> Result<Option<std::time::Duration>, String> {
+        s.map(|s| {
+            std::time::Duration::try_from_secs_f64(s)
+                .map_err(|_| format!("--{what} must be a number of seconds"))
+        })
+        .transpose()
+    };
+    let prepared = reader.finish().map_err(|e| e.to_string()).and_then(|()| {
+        let input = args
+            .input
+            .clone()
+            .unwrap_or_else(|| format!("keda/input/{}.json", args.profile.name()).into());
+        let functions = manifests::declarations();
+        let (workloads, _) = host::scale::rendered_workloads(args.profile, &functions, &input)?;
+        let bin_dir = match &args.bin_dir {
+            Some(dir) => dir.clone(),
+            None => std::env::current_exe()
+                .ok()
+                .and_then(|exe| exe.parent().map(std::path::Path::to_path_buf))
+                .ok_or("cannot tell where the function binaries are; pass --bin-dir")?,
+        };
+        let options = host::scale::local::LocalOptions {
+            bin_dir,
+            bind: dev.bind,
+            ingress_port: dev.gateway_port,
+            internal_port: dev.internal_port,
+            polling_interval: seconds(args.polling_seconds, "polling-seconds")?,
+            cooldown: seconds(args.cooldown_seconds, "cooldown-seconds")?,
+            hpa_sync: seconds(args.hpa_sync_seconds, "hpa-sync-seconds")?,
+            management: args.management.clone(),
+            log_dir: args.log_dir.clone(),
+        };
+        Ok((functions, workloads, options))
+    });
+    let (functions, workloads, options) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("fabrikam scale run: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let _telemetry = init_telemetry(runtime::telemetry::LogFormat::Text, None, "fabrikam-scale");
+    let Some(runtime) = async_runtime() else {
+        return ExitCode::FAILURE;
+    };
+    runtime.block_on(async move {
+        let shutdown = Shutdown::new();
+        shutdown_on_signals(shutdown.clone());
+        match host::scale::local::run(&functions, workloads, options, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("fabrikam scale run: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 fn simulate(args: &SimulateArgs) -> ExitCode {

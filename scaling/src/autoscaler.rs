@@ -141,6 +141,42 @@ impl Autoscaler {
         next
     }
 
+    /// Whether a step at `now` will query the broker (a loop tick or an HPA sync is due), so
+    /// a caller whose read is asynchronous can make it first.
+    pub fn queue_read_due(&self, now: Duration) -> bool {
+        let reads_queue = self
+            .scalers
+            .iter()
+            .any(|s| matches!(s, Scaler::ServiceBus { .. }));
+        reads_queue && (now >= self.next_tick || now >= self.next_sync)
+    }
+
+    /// A request is held at the interceptor: the add-on's scalers sample the counters now
+    /// and push at once if active, instead of at their next 500 ms sample and 200 ms push.
+    pub fn wake(
+        &mut self,
+        now: Duration,
+        replicas: Replicas,
+        signals: &mut dyn Signals,
+    ) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for s in &mut self.scalers {
+            if let Scaler::Addon { route, scaler } = s {
+                scaler.ping(now, signals.interceptor(route));
+                let (active, why) = scaler.is_active(now);
+                if active
+                    && let Some(change) = self
+                        .keda
+                        .push(now, replicas.spec, &format!("{why} (a held request)"))
+                        .change
+                {
+                    changes.push(change);
+                }
+            }
+        }
+        changes
+    }
+
     /// Runs every event due at `now`, in the order the real controllers would, and returns
     /// the changes made: the caller applies the last one's `to` as the new spec.
     pub fn step(

@@ -2,6 +2,11 @@
 //! objects `fabrikam manifests` renders for a profile, how work flows between the
 //! registered functions, and each function's measured capacity.
 
+pub mod broker;
+pub mod interceptor;
+pub mod local;
+pub mod replicas;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -74,13 +79,25 @@ pub struct CapacityFile {
     pub functions: BTreeMap<String, MeasuredCapacity>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MeasuredCapacity {
     /// Units per second at the function's CPU limit.
     pub per_second: f64,
     /// Process start to `/readyz` answering 200, in milliseconds (p50 of the runs).
     pub cold_start_ms: f64,
+    /// The same, p99.
+    #[serde(default)]
+    pub cold_start_p99_ms: Option<f64>,
+    /// What was measured, in words (`PUT /api/packages/{n}`).
+    #[serde(default)]
+    pub operation: Option<String>,
+    /// The CPU limit it was measured at.
+    #[serde(default)]
+    pub cpu_limit_millis: Option<u32>,
+    /// The load generator's own figures.
+    #[serde(default)]
+    pub detail: Option<serde_json::Value>,
 }
 
 impl CapacityFile {

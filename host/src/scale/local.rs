@@ -1,0 +1,296 @@
+//! `fabrikam scale run` (`scripts/dev --scale`): each function as 0..N processes on this
+//! machine, moved by the same rules the simulator replays ([`scaling::autoscaler`]) on the
+//! dev profile's rendered objects, on the wall clock: the queue's depth from RabbitMQ's
+//! management API, the HTTP functions' traffic from the local interceptor, which holds a
+//! request while its function has no ready replica. Every replica change is printed as the
+//! explain log says it; scale-in is SIGTERM and the function's own drain.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use runtime::deploy::Deployment;
+use runtime::lifecycle::Shutdown;
+use scaling::autoscaler::{Autoscaler, Options, Signals};
+use scaling::explain::{Change, seconds};
+use scaling::http_addon::Counters;
+use scaling::objects::Workload;
+use scaling::servicebus::QueueCounts;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use super::broker::Management;
+use super::interceptor::{self, Upstream};
+use super::replicas::ReplicaSet;
+
+/// How often the rules and the replicas are looked at.
+const TICK: Duration = Duration::from_millis(10);
+/// The hold at zero when an InterceptorRoute sets no readiness timeout (the add-on's
+/// default with a fallback; without one it has no dedicated limit).
+const DEFAULT_READINESS_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where and how the local run works.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// Where the function binaries are (cargo's target/debug or target/release).
+    pub bin_dir: PathBuf,
+    pub bind: IpAddr,
+    /// The ingress (public prefixes) and the interceptor for every prefix.
+    pub ingress_port: u16,
+    pub internal_port: u16,
+    /// Shortened timings for tests and the dev loop, in place of the objects' own.
+    pub polling_interval: Option<Duration>,
+    pub cooldown: Option<Duration>,
+    pub hpa_sync: Option<Duration>,
+    /// RabbitMQ's management API.
+    pub management: String,
+    pub log_dir: PathBuf,
+}
+
+/// One function of the run.
+struct Scaled {
+    autoscaler: Autoscaler,
+    replicas: ReplicaSet,
+    upstream: Option<Arc<Upstream>>,
+    queue: Option<String>,
+}
+
+/// What the rules read on the wall clock: the broker's counts read just before the step,
+/// and the interceptor's counters.
+struct LocalSignals<'a> {
+    queue: Option<Result<QueueCounts, String>>,
+    upstream: Option<&'a Upstream>,
+}
+
+impl Signals for LocalSignals<'_> {
+    fn queue(&mut self, _: &str) -> Result<QueueCounts, String> {
+        self.queue
+            .clone()
+            .unwrap_or_else(|| Err("the queue was not read".to_owned()))
+    }
+
+    fn interceptor(&mut self, _: &str) -> Counters {
+        self.upstream.map(Upstream::counters).unwrap_or_default()
+    }
+}
+
+/// Applies the shortened timings to `workload`, and says so.
+fn shorten(workload: &mut Workload, options: &LocalOptions) -> Vec<String> {
+    let mut said = Vec::new();
+    let so = &mut workload.scaled_object;
+    if let Some(p) = options.polling_interval {
+        said.push(format!(
+            "pollingInterval {} → {}",
+            seconds(so.polling_interval),
+            seconds(p)
+        ));
+        so.polling_interval = p;
+    }
+    if let Some(c) = options.cooldown {
+        said.push(format!(
+            "cooldownPeriod {} → {}",
+            seconds(so.cooldown),
+            seconds(c)
+        ));
+        so.cooldown = c;
+    }
+    said
+}
+
+/// Runs until `shutdown`, then stops every replica (SIGTERM, each within its grace).
+pub async fn run(
+    functions: &[Deployment],
+    workloads: Vec<Workload>,
+    options: LocalOptions,
+    shutdown: Shutdown,
+) -> Result<(), String> {
+    let ingress_listener = bind(options.bind, options.ingress_port).await?;
+    let internal_listener = bind(options.bind, options.internal_port).await?;
+    let internal_addr = internal_listener.local_addr().map_err(|e| e.to_string())?;
+    let ingress_addr = ingress_listener.local_addr().map_err(|e| e.to_string())?;
+    let internal_url = format!("http://{internal_addr}");
+
+    let autoscaler_options = Options {
+        hpa_sync: options.hpa_sync.unwrap_or(scaling::hpa::SYNC_PERIOD),
+        ..Options::default()
+    };
+    let start = Instant::now();
+    let mut scaled: Vec<Scaled> = Vec::new();
+    let mut ingress_routes = Vec::new();
+    let mut internal_routes = Vec::new();
+    let mut problems = Vec::new();
+    for mut workload in workloads {
+        let Some(declaration) = functions.iter().find(|f| f.name == workload.name) else {
+            problems.push(format!(
+                "{}: scaled, but not a registered function",
+                workload.name
+            ));
+            continue;
+        };
+        let said = shorten(&mut workload, &options);
+        if !said.is_empty() {
+            println!(
+                "{}: timings shortened for this run: {}",
+                workload.name,
+                said.join(", ")
+            );
+        }
+        if let Some(s) = options.hpa_sync {
+            println!(
+                "{}: HPA sync every {} (Kubernetes: 15 s)",
+                workload.name,
+                seconds(s)
+            );
+        }
+        let binary = options.bin_dir.join(&workload.name);
+        if !binary.is_file() {
+            problems.push(format!(
+                "{}: no binary at {}",
+                workload.name,
+                binary.display()
+            ));
+            continue;
+        }
+        let mut env = vec![(
+            "TOKIO_WORKER_THREADS".to_owned(),
+            crate::processes::worker_threads(declaration.resources.cpu_limit_millis).to_string(),
+        )];
+        // Callees through the interceptor, which wakes them from zero, as in the cluster.
+        env.extend(
+            declaration
+                .callees()
+                .map(|(_, variable)| (variable.to_owned(), internal_url.clone())),
+        );
+        let replicas = ReplicaSet::new(
+            &workload.name,
+            binary,
+            env,
+            options.bind,
+            workload.deployment.termination_grace,
+            options.log_dir.clone(),
+        );
+        let upstream = workload.route.as_ref().map(|route| {
+            Arc::new(Upstream::new(
+                &workload.name,
+                replicas.endpoints(),
+                route.readiness_timeout.unwrap_or(DEFAULT_READINESS_TIMEOUT),
+            ))
+        });
+        if let (Some(upstream), Some((prefixes, public))) = (&upstream, declaration.http_trigger())
+        {
+            let route = |p: &String| interceptor::Route {
+                prefix: p.to_ascii_lowercase(),
+                upstream: upstream.clone(),
+            };
+            internal_routes.extend(prefixes.iter().map(route));
+            ingress_routes.extend(public.iter().map(route));
+        }
+        let queue = workload
+            .scaled_object
+            .triggers
+            .iter()
+            .find_map(|t| match &t.kind {
+                scaling::objects::TriggerKind::ServiceBus { queue, .. } => Some(queue.clone()),
+                scaling::objects::TriggerKind::ExternalPush { .. } => None,
+            });
+        scaled.push(Scaled {
+            autoscaler: Autoscaler::new(workload, autoscaler_options, start.elapsed()),
+            replicas,
+            upstream,
+            queue,
+        });
+    }
+    if !problems.is_empty() {
+        return Err(problems.join("\n"));
+    }
+
+    let (held_tx, mut held_rx) = mpsc::unbounded_channel();
+    let grace = Duration::from_secs(5);
+    for (listener, routes) in [
+        (ingress_listener, ingress_routes),
+        (internal_listener, internal_routes),
+    ] {
+        let router = interceptor::router(routes, held_tx.clone());
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = runtime::http::serve(listener, router, shutdown, grace).await {
+                tracing::error!(error = %e, "the interceptor failed");
+            }
+        });
+    }
+    println!(
+        "==> scaling locally: ingress http://{ingress_addr}, every route http://{internal_addr}; \
+         replicas' logs in {}; Ctrl-C stops",
+        options.log_dir.display()
+    );
+
+    let management = Management::new(&options.management, "guest", "guest");
+    let mut ticker = tokio::time::interval(TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let mut woken: Option<String> = None;
+        tokio::select! {
+            _ = ticker.tick() => {}
+            Some(name) = held_rx.recv() => woken = Some(name),
+            () = shutdown.wait() => break,
+        }
+        let now = start.elapsed();
+        for s in &mut scaled {
+            let replicas = s.replicas.replicas();
+            let changes = if woken.as_deref() == Some(s.autoscaler.name()) {
+                let mut signals = LocalSignals {
+                    queue: None,
+                    upstream: s.upstream.as_deref(),
+                };
+                s.autoscaler.wake(now, replicas, &mut signals)
+            } else {
+                let queue = match (&s.queue, s.autoscaler.queue_read_due(now)) {
+                    (Some(q), true) => Some(management.queue_counts(q).await),
+                    _ => None,
+                };
+                let mut signals = LocalSignals {
+                    queue,
+                    upstream: s.upstream.as_deref(),
+                };
+                s.autoscaler.step(now, replicas, &mut signals)
+            };
+            apply(s, &changes);
+            for event in s.replicas.tick().await {
+                println!("  t={} {event}", seconds(start.elapsed()));
+            }
+        }
+    }
+
+    println!("==> stopping every replica");
+    for s in &mut scaled {
+        for event in s.replicas.scale_to(0) {
+            println!("  {event}");
+        }
+    }
+    while scaled.iter().any(|s| s.replicas.processes() > 0) {
+        tokio::time::sleep(TICK).await;
+        for s in &mut scaled {
+            for event in s.replicas.tick().await {
+                println!("  {event}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn apply(s: &mut Scaled, changes: &[Change]) {
+    for change in changes {
+        println!("{change}");
+        for event in s.replicas.scale_to(change.to) {
+            println!("  t={} {event}", seconds(change.at));
+        }
+    }
+}
+
+async fn bind(ip: IpAddr, port: u16) -> Result<TcpListener, String> {
+    let addr = SocketAddr::new(ip, port);
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))
+}
