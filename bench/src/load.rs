@@ -255,9 +255,8 @@ pub enum PackageOp {
     Get,
 }
 
-/// Exactly `count` package requests over `connections` keep-alive connections, ids
-/// `{prefix}-0` to `{prefix}-{count-1}`, each once. A fixed count rather than a duration, so
-/// the CPU a server spent over the run divides into a cost per request.
+/// Exactly `count` package requests of `op` on ids `PREFIX-n`, from `connections`
+/// keep-alive connections.
 pub async fn packages(
     base: &str,
     prefix: &str,
@@ -265,52 +264,82 @@ pub async fn packages(
     connections: usize,
     count: u64,
 ) -> Result<Value, BenchError> {
+    let url = format!("{}/api/packages/{prefix}-{{n}}", base.trim_end_matches('/'));
+    let run = match op {
+        PackageOp::Put => Numbered {
+            method: Method::PUT,
+            url,
+            body: Some(r#"{"size": "Small", "weight": 2.5, "tag": "bench"}"#.to_owned()),
+            expected: Some(StatusCode::CREATED),
+        },
+        PackageOp::Get => Numbered {
+            method: Method::GET,
+            url,
+            body: None,
+            expected: Some(StatusCode::OK),
+        },
+    };
+    numbered(run, connections, count).await
+}
+
+/// One kind of request, numbered: `{n}` in the URL and the body becomes the request's
+/// number (0, 1, ...), so each can name a new id.
+#[derive(Debug, Clone)]
+pub struct Numbered {
+    pub method: Method,
+    pub url: String,
+    pub body: Option<String>,
+    /// The status that counts as a success; any 2xx when `None`.
+    pub expected: Option<StatusCode>,
+}
+
+/// Exactly `count` requests of `run` from `connections` keep-alive connections: the rate
+/// and the latencies of the successes, and how many were not.
+pub async fn numbered(run: Numbered, connections: usize, count: u64) -> Result<Value, BenchError> {
     let client = client();
-    let base = base.trim_end_matches('/').to_owned();
+    let run = Arc::new(run);
     let next = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..connections.max(1) {
-        let (client, base, prefix, next, errors) = (
-            client.clone(),
-            base.clone(),
-            prefix.to_owned(),
-            next.clone(),
-            errors.clone(),
-        );
+        let (client, run, next, errors) =
+            (client.clone(), run.clone(), next.clone(), errors.clone());
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
-            let body = json!({"size": "Small", "weight": 2.5, "tag": "bench"});
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 if n >= count {
                     break;
                 }
-                let url = format!("{base}/api/packages/{prefix}-{n}");
-                let sent = Instant::now();
-                let (result, expected) = match op {
-                    PackageOp::Put => (
-                        send(&client, Method::PUT, &url, Some(&body)).await,
-                        StatusCode::CREATED,
-                    ),
-                    PackageOp::Get => {
-                        (send(&client, Method::GET, &url, None).await, StatusCode::OK)
-                    }
+                let number = n.to_string();
+                let url = run.url.replace("{n}", &number);
+                let body = run
+                    .body
+                    .as_ref()
+                    .map(|b| serde_json::from_str::<Value>(&b.replace("{n}", &number)));
+                let body = match body.transpose() {
+                    Ok(body) => body,
+                    Err(e) => return Err(format!("the body is not JSON: {e}")),
                 };
-                match result {
-                    Ok((status, _)) if status == expected => latencies.push(sent.elapsed()),
+                let sent = Instant::now();
+                match send(&client, run.method.clone(), &url, body.as_ref()).await {
+                    Ok((status, _))
+                        if run.expected.map_or(status.is_success(), |e| status == e) =>
+                    {
+                        latencies.push(sent.elapsed());
+                    }
                     _ => {
                         errors.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
-            latencies
+            Ok(latencies)
         }));
     }
     let mut latencies = Vec::new();
     for w in workers {
-        latencies.extend(w.await.map_err(|e| e.to_string())?);
+        latencies.extend(w.await.map_err(|e| e.to_string())??);
     }
     let elapsed = started.elapsed().as_secs_f64();
     let (p50, p99) = percentiles(&mut latencies);

@@ -9,6 +9,9 @@
 //!   is readable through `GET /api/deliveries/public/{id}` (the ingress's route).
 //! - `packages BASE PREFIX put|get CONNECTIONS COUNT`: exactly COUNT package PUTs (new ids
 //!   `PREFIX-n`) or GETs (of those ids) on keep-alive connections, for a cost per request.
+//! - `requests METHOD URL BODY|- CONNECTIONS COUNT`: exactly COUNT requests, `{n}` in the URL
+//!   and the JSON body replaced by each request's number; a 2xx is a success (one replica's
+//!   capacity, scripts/bench-capacity).
 //!
 //! Written here rather than taken from `wrk` so both sides of every comparison and the
 //! end-to-end runs use one generator, and so fixed-rate latencies are measured from the
@@ -22,7 +25,8 @@ use std::time::Duration;
 
 const USAGE: &str = "usage: fabrikam-bench bare PORT FILE | get URL CONNECTIONS SECONDS | \
                      e2e GATEWAY SECONDS RATE|sat:CONCURRENCY | \
-                     packages BASE PREFIX put|get CONNECTIONS COUNT";
+                     packages BASE PREFIX put|get CONNECTIONS COUNT | \
+                     requests METHOD URL BODY|- CONNECTIONS COUNT";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -70,6 +74,22 @@ fn main() -> ExitCode {
                     base,
                     prefix,
                     op,
+                    connections.parse().map_err(|_| "CONNECTIONS")?,
+                    count.parse().map_err(|_| "COUNT")?,
+                )
+                .await?;
+                println!("{report}");
+                Ok(())
+            }
+            ["requests", method, url, body, connections, count] => {
+                let run = load::Numbered {
+                    method: method.parse().map_err(|_| "METHOD")?,
+                    url: (*url).to_owned(),
+                    body: (*body != "-").then(|| (*body).to_owned()),
+                    expected: None,
+                };
+                let report = load::numbered(
+                    run,
                     connections.parse().map_err(|_| "CONNECTIONS")?,
                     count.parse().map_err(|_| "COUNT")?,
                 )
