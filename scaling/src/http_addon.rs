@@ -160,10 +160,12 @@ impl AddonScaler {
     pub fn ping(&mut self, now: Duration, counters: Counters) {
         self.last_ping = Some(now);
         self.sampled_concurrency = counters.concurrency;
+        // The interceptor's count starts at 0 with it, so the first sample counts every
+        // request so far (a request held before the first sample must wake the function).
         // A counter that went back (an interceptor restarted) counts as no new requests.
         let delta = counters
             .request_count
-            .saturating_sub(self.last_count.unwrap_or(counters.request_count));
+            .saturating_sub(self.last_count.unwrap_or(0));
         self.last_count = Some(counters.request_count);
         if let Some((_, buckets)) = &mut self.rate {
             buckets.record(now, delta);
@@ -271,6 +273,30 @@ mod tests {
         }
         // Recorded in the bucket of t=10 s, gone once that bucket leaves the 60 s window.
         assert_eq!(last_active, Some(ms(69_500)));
+    }
+
+    #[test]
+    fn a_request_counted_before_the_first_sample_is_in_the_rate() {
+        let route = Route {
+            name: "r".into(),
+            path_prefixes: vec![],
+            concurrency_target: None,
+            request_rate: Some(RequestRate {
+                target: 50.0,
+                granularity: Duration::from_secs(1),
+                window: Duration::from_secs(60),
+            }),
+            readiness_timeout: None,
+        };
+        let mut s = AddonScaler::new(0, &route);
+        s.ping(
+            ms(0),
+            Counters {
+                concurrency: 1,
+                request_count: 1,
+            },
+        );
+        assert!(s.is_active(ms(0)).0);
     }
 
     #[test]
