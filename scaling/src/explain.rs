@@ -60,13 +60,15 @@ impl fmt::Display for Change {
     }
 }
 
-/// A time on the virtual clock as the log writes it: `30 s`, `12.5 s`.
+/// A time on the clock as the log writes it, to the millisecond: `30 s`, `12.5 s`,
+/// `3.042 s`.
 pub fn seconds(t: Duration) -> String {
     let ms = t.as_millis();
     if ms.is_multiple_of(1000) {
         format!("{} s", ms / 1000)
     } else {
-        format!("{:.1} s", t.as_secs_f64())
+        let text = format!("{}.{:03}", ms / 1000, ms % 1000);
+        format!("{} s", text.trim_end_matches('0'))
     }
 }
 
@@ -89,5 +91,7 @@ mod tests {
             "t=30 s workflow 0→1: activation, ActiveMessageCount 12 > activationMessageCount 0 at the loop tick"
         );
         assert_eq!(seconds(Duration::from_millis(12_500)), "12.5 s");
+        assert_eq!(seconds(Duration::from_millis(3_042)), "3.042 s");
+        assert_eq!(seconds(Duration::from_millis(40)), "0.04 s");
     }
 }

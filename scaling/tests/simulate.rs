@@ -202,3 +202,15 @@ fn a_trace_naming_nothing_simulated_is_refused() {
     .unwrap_err();
     assert!(e.contains("back: no measured capacity"), "{e}");
 }
+
+#[test]
+fn a_segment_of_one_second_at_one_a_second_makes_exactly_one_arrival() {
+    // Summing a tenth per 100 ms step reaches 0.9999… and used to make none.
+    let trace: String = (0..10)
+        .map(|k| format!("{},{},http:/api/front,1\n", 60 * k, 60 * k + 1))
+        .collect();
+    let report = simulate(&trace);
+    assert_eq!(report.functions[0].arrivals, 10);
+    let report = simulate("0,7,http:/api/front,0.5\n");
+    assert_eq!(report.functions[0].arrivals, 3);
+}

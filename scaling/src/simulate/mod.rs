@@ -78,6 +78,9 @@ pub struct SimOptions {
     pub pod_start: Duration,
     /// How long to go on after the trace's last segment, to see the scale-in.
     pub tail: Duration,
+    /// Probe readiness this often from the process's start, in place of the Deployment's
+    /// probes (the local run's replicas).
+    pub readiness_probe: Option<Duration>,
     pub autoscaler: Options,
 }
 
@@ -87,6 +90,7 @@ impl Default for SimOptions {
             step: Duration::from_millis(100),
             pod_start: Duration::from_secs(2),
             tail: Duration::from_secs(900),
+            readiness_probe: None,
             autoscaler: Options::default(),
         }
     }
@@ -96,7 +100,14 @@ impl Default for SimOptions {
 struct Function {
     flow: FunctionFlow,
     capacity: Capacity,
-    autoscaler: Autoscaler,
+    /// The functions its calls go to, by index, in order.
+    calls: Vec<usize>,
+    /// The functions that consume the queues it sends to, by index.
+    sends: Vec<usize>,
+    /// The Deployment's pod facts and the InterceptorRoute's, from the workload.
+    pod_spec: crate::objects::Pods,
+    route: Option<crate::objects::Route>,
+    max_replicas: u32,
     spec: u32,
     pods: Vec<Pod>,
     /// Units waiting for a slot: the broker queue, or requests held by the interceptor.
@@ -140,6 +151,8 @@ enum Event {
 /// The simulation of one system.
 pub struct Simulation {
     functions: Vec<Function>,
+    /// Each function's controllers, beside it (stepped while the functions are read).
+    autoscalers: Vec<Autoscaler>,
     options: SimOptions,
     events: BinaryHeap<Reverse<(Duration, Event)>>,
     next_unit: u64,
@@ -168,6 +181,7 @@ impl Simulation {
     ) -> Result<Self, String> {
         let mut problems = Vec::new();
         let mut functions = Vec::new();
+        let mut autoscalers = Vec::new();
         let mut workloads = workloads;
         for w in &workloads {
             if !flows.iter().any(|f| f.name == w.name) {
@@ -183,10 +197,19 @@ impl Simulation {
             match capacity.get(&w.name) {
                 Some(cap) if cap.per_second > 0.0 => {
                     let min = w.scaled_object.min_replicas;
+                    autoscalers.push(Autoscaler::new(
+                        w.clone(),
+                        options.autoscaler,
+                        Duration::ZERO,
+                    ));
                     functions.push(Function {
                         flow: flow.clone(),
                         capacity: *cap,
-                        autoscaler: Autoscaler::new(w, options.autoscaler, Duration::ZERO),
+                        calls: Vec::new(),
+                        sends: Vec::new(),
+                        pod_spec: w.deployment.clone(),
+                        route: w.route.clone(),
+                        max_replicas: w.scaled_object.max_replicas,
                         spec: min,
                         pods: Vec::new(),
                         waiting: VecDeque::new(),
@@ -214,7 +237,36 @@ impl Simulation {
         if !problems.is_empty() {
             return Err(problems.join("\n"));
         }
+        let index_of = |name: &str| {
+            functions
+                .iter()
+                .position(|g: &Function| g.flow.name == name)
+        };
+        let consumer_of = |queue: &str| {
+            functions
+                .iter()
+                .position(|g: &Function| g.flow.queue.as_deref() == Some(queue))
+        };
+        let links: Vec<(Vec<usize>, Vec<usize>)> = functions
+            .iter()
+            .map(|f| {
+                let mut calls = Vec::new();
+                let mut sends = Vec::new();
+                for emit in &f.flow.emits {
+                    match emit {
+                        Emit::Call(callee) => calls.extend(index_of(callee)),
+                        Emit::Message(queue) => sends.extend(consumer_of(queue)),
+                    }
+                }
+                (calls, sends)
+            })
+            .collect();
+        for (f, (calls, sends)) in functions.iter_mut().zip(links) {
+            f.calls = calls;
+            f.sends = sends;
+        }
         let mut sim = Self {
+            autoscalers,
             functions,
             options,
             events: BinaryHeap::new(),
@@ -237,23 +289,27 @@ impl Simulation {
         let targets = self.resolve(trace)?;
         let end = trace.end() + self.options.tail;
         let step = self.options.step;
-        let mut carried = vec![0.0f64; trace.segments.len()];
+        // Arrivals made so far per segment: each step makes those due by its end, so a
+        // segment of `r` a second over `d` seconds makes exactly floor(r × d) (summing
+        // fractions per step would lose one to rounding now and then).
+        let mut made = vec![0u64; trace.segments.len()];
         let mut next_sample = Duration::ZERO;
         let mut samples = Vec::new();
         while self.now <= end {
             let step_end = self.now + step;
-            // Arrivals in this step, spread evenly: the fraction carries over.
+            // Arrivals in this step, spread evenly over it.
             for (i, segment) in trace.segments.iter().enumerate() {
-                if self.now < segment.start || self.now >= segment.end {
+                if step_end <= segment.start || self.now >= segment.end {
                     continue;
                 }
-                carried[i] += segment.per_second * step.as_secs_f64();
-                let due = carried[i].floor();
-                carried[i] -= due;
+                let elapsed = (step_end.min(segment.end) - segment.start).as_secs_f64();
+                let due_by_now = (segment.per_second * elapsed + 1e-9).floor() as u64;
+                let due = due_by_now.saturating_sub(made[i]);
+                made[i] = due_by_now;
                 let fi = targets[i];
-                let gap = step / (due as u32).max(1);
-                for k in 0..due as u32 {
-                    let at = self.now + gap * k;
+                let gap = step / u32::try_from(due.max(1)).unwrap_or(u32::MAX);
+                for k in 0..due {
+                    let at = self.now + gap * u32::try_from(k).unwrap_or(u32::MAX);
                     self.process_events(at);
                     self.arrive(fi, at, None);
                 }
@@ -278,11 +334,12 @@ impl Simulation {
         let functions = self
             .functions
             .into_iter()
-            .map(|mut f| {
+            .zip(&self.autoscalers)
+            .map(|(mut f, a)| {
                 f.report.finish(
                     duration,
-                    f.autoscaler.workload.scaled_object.max_replicas,
-                    f.autoscaler.broker_reads as f64 / broker_minutes.max(1e-9),
+                    f.max_replicas,
+                    a.broker_reads as f64 / broker_minutes.max(1e-9),
                 );
                 f.report
             })
@@ -378,37 +435,16 @@ impl Simulation {
             let cpu = Duration::from_secs_f64(1.0 / f.capacity.per_second);
             let start = at.max(pod.cpu_free_at);
             pod.cpu_free_at = start + cpu;
-            let calls = f
-                .flow
-                .emits
-                .iter()
-                .filter_map(|e| match e {
-                    Emit::Call(callee) => Some(callee.clone()),
-                    Emit::Message(_) => None,
-                })
-                .collect::<Vec<_>>();
             let (pod_id, unit_id) = (pod.id, unit.id);
             pod.jobs.insert(
                 unit.id,
                 Job {
                     unit,
-                    calls_left: VecDeque::new(),
+                    calls_left: f.calls.iter().copied().collect(),
                 },
             );
             f.busy += 1;
             let done = pod.cpu_free_at;
-            let calls: VecDeque<usize> = calls
-                .iter()
-                .filter_map(|c| self.functions.iter().position(|g| &g.flow.name == c))
-                .collect();
-            if let Some(job) = self.functions[fi]
-                .pods
-                .iter_mut()
-                .find(|p| p.id == pod_id)
-                .and_then(|p| p.jobs.get_mut(&unit_id))
-            {
-                job.calls_left = calls;
-            }
             self.events
                 .push(Reverse((done, Event::CpuDone(fi, pod_id, unit_id))));
         }
@@ -446,19 +482,8 @@ impl Simulation {
         let f = &mut self.functions[fi];
         f.busy -= 1;
         f.report.completed += 1;
-        let messages: Vec<String> = f
-            .flow
-            .emits
-            .iter()
-            .filter_map(|e| match e {
-                Emit::Message(q) => Some(q.clone()),
-                Emit::Call(_) => None,
-            })
-            .collect();
-        for q in messages {
-            if let Some(consumer) = self.consumer(&q) {
-                self.arrive(consumer, at, None);
-            }
+        for consumer in f.sends.clone() {
+            self.arrive(consumer, at, None);
         }
         if let Some((parent_fn, parent_unit)) = job.unit.parent
             && let Some(parent_pod) = self.functions[parent_fn]
@@ -477,11 +502,7 @@ impl Simulation {
     fn housekeep(&mut self) {
         let now = self.now;
         for fi in 0..self.functions.len() {
-            let grace = self.functions[fi]
-                .autoscaler
-                .workload
-                .deployment
-                .termination_grace;
+            let grace = self.functions[fi].pod_spec.termination_grace;
             let is_queue = self.functions[fi].flow.queue.is_some();
             let mut cut = Vec::new();
             let f = &mut self.functions[fi];
@@ -511,12 +532,7 @@ impl Simulation {
                     f.report.failed += 1;
                 }
             }
-            let timeout = f
-                .autoscaler
-                .workload
-                .route
-                .as_ref()
-                .and_then(|r| r.readiness_timeout);
+            let timeout = f.route.as_ref().and_then(|r| r.readiness_timeout);
             if let Some(timeout) = timeout
                 && !f.pods.iter().any(|p| p.serving(now))
             {
@@ -536,9 +552,7 @@ impl Simulation {
             let mut signals = SimSignals {
                 functions: &self.functions,
             };
-            let mut autoscaler = self.functions[fi].autoscaler.clone();
-            let changes = autoscaler.step(now, replicas, &mut signals);
-            self.functions[fi].autoscaler = autoscaler;
+            let changes = self.autoscalers[fi].step(now, replicas, &mut signals);
             for change in changes {
                 if change.from == 0 && change.to > 0 {
                     self.functions[fi].report.activations += 1;
@@ -594,7 +608,7 @@ impl Simulation {
     fn add_pod(&mut self, fi: usize, ready_now: bool) {
         let now = self.now;
         let f = &mut self.functions[fi];
-        let pods = &f.autoscaler.workload.deployment;
+        let pods = &f.pod_spec;
         let container = now + self.options.pod_start;
         let up = container + f.capacity.cold_start;
         let ready_at = if ready_now {
@@ -602,7 +616,11 @@ impl Simulation {
         } else {
             // Probes run every period from the container's start; readiness is the startup
             // probe's first success, or the readiness probe's.
-            let period = pods.startup_period.unwrap_or(pods.readiness_period);
+            let period = self
+                .options
+                .readiness_probe
+                .or(pods.startup_period)
+                .unwrap_or(pods.readiness_period);
             container + round_up(up - container, period)
         };
         f.pods.push(Pod {
@@ -675,13 +693,10 @@ impl Signals for SimSignals<'_> {
     }
 
     fn interceptor(&mut self, route: &str) -> Counters {
-        let f = self.functions.iter().find(|f| {
-            f.autoscaler
-                .workload
-                .route
-                .as_ref()
-                .is_some_and(|r| r.name == route)
-        });
+        let f = self
+            .functions
+            .iter()
+            .find(|f| f.route.as_ref().is_some_and(|r| r.name == route));
         f.map(|f| Counters {
             concurrency: f.waiting.len() as u64 + f.busy,
             request_count: f.request_count,

@@ -13,10 +13,25 @@ const RIGHT: f64 = 20.0;
 const TOP: f64 = 30.0;
 const GAP: f64 = 40.0;
 
-/// The plot of function number `index` of `report`, titled `title`.
+/// The plot of function number `index` of `report`, titled `title`: from a minute before
+/// the first replica change to a minute after the last (a burst after an hour idle is not a
+/// sliver at the right edge).
 pub fn plot(report: &Report, index: usize, title: &str) -> String {
-    let samples = &report.samples;
-    let end = report.duration.as_secs_f64().max(1.0);
+    let duration = report.duration.as_secs_f64().max(1.0);
+    let changes = report.changes.iter().map(|c| c.at.as_secs_f64());
+    let first = changes.clone().fold(f64::INFINITY, f64::min);
+    let last = changes.fold(0.0, f64::max);
+    let (from, to) = if first.is_finite() {
+        ((first - 60.0).max(0.0), (last + 60.0).min(duration))
+    } else {
+        (0.0, duration)
+    };
+    let samples: Vec<_> = report
+        .samples
+        .iter()
+        .filter(|s| (from..=to).contains(&s.at.as_secs_f64()))
+        .collect();
+    let end = (to - from).max(1.0);
     let replicas_max = samples
         .iter()
         .map(|s| s.by_function[index].0.max(s.by_function[index].1))
@@ -31,7 +46,7 @@ pub fn plot(report: &Report, index: usize, title: &str) -> String {
         .max(1) as f64;
     let plot_w = WIDTH - LEFT - RIGHT;
     let height = TOP + 2.0 * PANEL + GAP + 40.0;
-    let x = |t: f64| LEFT + plot_w * t / end;
+    let x = |t: f64| LEFT + plot_w * (t - from) / end;
     let y_top = |v: f64| TOP + PANEL - PANEL * v / replicas_max;
     let y_bottom = |v: f64| TOP + PANEL + GAP + PANEL - PANEL * v / waiting_max;
 
@@ -61,7 +76,7 @@ pub fn plot(report: &Report, index: usize, title: &str) -> String {
     }
     let axis_y = TOP + 2.0 * PANEL + GAP + 16.0;
     for k in 0..=4 {
-        let t = end * f64::from(k) / 4.0;
+        let t = from + end * f64::from(k) / 4.0;
         let _ = writeln!(
             out,
             "<text x=\"{:.1}\" y=\"{axis_y}\" text-anchor=\"middle\">{}</text>",
@@ -70,15 +85,31 @@ pub fn plot(report: &Report, index: usize, title: &str) -> String {
         );
     }
     // Step lines: a value holds until the next sample.
+    // Step lines, one point pair per pixel column at most: a day of one-second samples
+    // would otherwise be a file of megabytes. Each column draws its lowest and highest
+    // value, so no spike or dip is lost.
     let line = |values: &mut dyn Iterator<Item = (f64, f64)>, y: &dyn Fn(f64) -> f64| -> String {
         let mut points = String::new();
-        let mut last: Option<f64> = None;
+        let mut column: Option<(i64, f64, f64, f64)> = None; // (pixel, low, high, last)
+        let flush = |c: (i64, f64, f64, f64), points: &mut String| {
+            let (px, low, high, last) = c;
+            let px = px as f64;
+            let _ = write!(points, "{px:.0},{:.1} {px:.0},{:.1} ", y(low), y(high));
+            let _ = write!(points, "{px:.0},{:.1} ", y(last));
+        };
         for (t, v) in values {
-            if let Some(prev) = last {
-                let _ = write!(points, "{:.1},{:.1} ", x(t), y(prev));
-            }
-            let _ = write!(points, "{:.1},{:.1} ", x(t), y(v));
-            last = Some(v);
+            let px = x(t).round() as i64;
+            column = match column {
+                Some((p, low, high, _)) if p == px => Some((p, low.min(v), high.max(v), v)),
+                Some(c) => {
+                    flush(c, &mut points);
+                    Some((px, v, v, v))
+                }
+                None => Some((px, v, v, v)),
+            };
+        }
+        if let Some(c) = column {
+            flush(c, &mut points);
         }
         points
     };
