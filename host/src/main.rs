@@ -60,11 +60,52 @@ enum ScaleCommand {
     /// Replay a trace through the scaling rules in virtual time: replicas, queue age,
     /// held requests, cold starts and replica-seconds per function, with the explain log.
     Simulate(SimulateArgs),
+    /// The settings (target per replica, maxReplicaCount, cooldown) that meet a target on
+    /// a trace at the fewest replica-seconds, by simulating candidates.
+    Recommend(RecommendArgs),
     /// Scale the registered functions on this machine as KEDA and the HPA would, from the
     /// profile's rendered objects: each function 0..N processes behind a local interceptor
     /// that holds requests at zero (scripts/dev --scale). Needs RabbitMQ (its management
     /// API for the queue's depth), Redis and a MongoDB-compatible server.
     Run(RunArgs),
+}
+
+/// Timings shortened for tests and the dev loop, in place of the objects' own (the log
+/// says when they are).
+#[derive(Debug, Args)]
+struct TimingArgs {
+    /// KEDA's pollingInterval, in seconds.
+    #[arg(long)]
+    polling_seconds: Option<f64>,
+    /// KEDA's cooldownPeriod, in seconds.
+    #[arg(long)]
+    cooldown_seconds: Option<f64>,
+    /// The HPA's sync period, in seconds (Kubernetes: 15).
+    #[arg(long)]
+    hpa_sync_seconds: Option<f64>,
+    /// The InterceptorRoutes' request-rate window, in seconds.
+    #[arg(long)]
+    rate_window_seconds: Option<f64>,
+}
+
+impl TimingArgs {
+    fn shortened(&self) -> Result<(host::scale::Shortened, Option<std::time::Duration>), String> {
+        let seconds = |s: Option<f64>, what: &str| -> Result<Option<std::time::Duration>, String> {
+            s.map(|s| {
+                std::time::Duration::try_from_secs_f64(s)
+                    .map_err(|_| format!("--{what} must be a number of seconds"))
+            })
+            .transpose()
+        };
+        Ok((
+            host::scale::Shortened {
+                polling_interval: seconds(self.polling_seconds, "polling-seconds")?,
+                cooldown: seconds(self.cooldown_seconds, "cooldown-seconds")?,
+                rate_window: seconds(self.rate_window_seconds, "rate-window-seconds")?,
+            },
+            seconds(self.hpa_sync_seconds, "hpa-sync-seconds")?,
+        ))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -78,21 +119,36 @@ struct RunArgs {
     /// Where the function binaries are [default: beside this one].
     #[arg(long)]
     bin_dir: Option<PathBuf>,
-    /// KEDA's pollingInterval for this run, in place of the objects' (tests, the dev loop).
-    #[arg(long)]
-    polling_seconds: Option<f64>,
-    /// KEDA's cooldownPeriod for this run, in place of the objects'.
-    #[arg(long)]
-    cooldown_seconds: Option<f64>,
-    /// The HPA's sync period for this run, in place of Kubernetes' 15 s.
-    #[arg(long)]
-    hpa_sync_seconds: Option<f64>,
+    #[command(flatten)]
+    timings: TimingArgs,
     /// RabbitMQ's management API, for the queue's depth.
     #[arg(long, default_value = "http://127.0.0.1:15672/api")]
     management: String,
     /// Where each replica logs.
     #[arg(long, default_value = "target/scale")]
     log_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct RecommendArgs {
+    /// The profile whose rendered objects are the starting point.
+    #[arg(long, value_parser = parse_profile)]
+    profile: Profile,
+    /// The trace to meet the target on.
+    #[arg(long)]
+    trace: PathBuf,
+    /// A queue function's queue age p99, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    queue_age_p99: f64,
+    /// An HTTP function's held-request wait p99, in seconds.
+    #[arg(long, default_value_t = 1.0)]
+    held_p99: f64,
+    /// One replica's measured capacity per function (scripts/bench-capacity).
+    #[arg(long, default_value = "docs/scaling/capacity.json")]
+    capacity: PathBuf,
+    /// The environment's input file [default: keda/input/PROFILE.json].
+    #[arg(long)]
+    input: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -109,7 +165,7 @@ struct SimulateArgs {
     /// The environment's input file [default: keda/input/PROFILE.json].
     #[arg(long)]
     input: Option<PathBuf>,
-    /// Also write report.md, explain.log and one SVG plot per function here.
+    /// Also write report.md, report.json, explain.log and one SVG plot per function here.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Count locked messages in ActiveMessageCount (unverified on Service Bus; off).
@@ -122,6 +178,17 @@ struct SimulateArgs {
     /// Seconds simulated after the trace's end, to see the scale-in.
     #[arg(long, default_value_t = 900)]
     tail_seconds: u64,
+    /// Pods as `fabrikam scale run` makes them: processes on this machine, started at once
+    /// and ready when `/readyz` first answers (probed every 10 ms), instead of containers
+    /// behind the Deployment's probes.
+    #[arg(long)]
+    local_pods: bool,
+    /// Each function at the rate measured on this machine (bounded by its local servers)
+    /// rather than at its CPU limit: to compare with the local run.
+    #[arg(long)]
+    observed_capacity: bool,
+    #[command(flatten)]
+    timings: TimingArgs,
 }
 
 #[derive(Debug, Args)]
@@ -269,19 +336,13 @@ fn main() -> ExitCode {
         Command::Openapi(args) => openapi(&args),
         Command::Scale(ScaleCommand::Simulate(args)) => simulate(&args),
         Command::Scale(ScaleCommand::Run(args)) => scale_run(args),
+        Command::Scale(ScaleCommand::Recommend(args)) => recommend(&args),
     }
 }
 
 fn scale_run(args: RunArgs) -> ExitCode {
     let mut reader = runtime::EnvReader::new(&ProcessEnv);
     let dev = host::DevOptions::from_env(&mut reader);
-    let seconds = |s: Option<f64>, what: &str| -> Result<Option<std::time::Duration>, String> {
-        s.map(|s| {
-            std::time::Duration::try_from_secs_f64(s)
-                .map_err(|_| format!("--{what} must be a number of seconds"))
-        })
-        .transpose()
-    };
     let prepared = reader.finish().map_err(|e| e.to_string()).and_then(|()| {
         let input = args
             .input
@@ -289,6 +350,7 @@ fn scale_run(args: RunArgs) -> ExitCode {
             .unwrap_or_else(|| format!("keda/input/{}.json", args.profile.name()).into());
         let functions = manifests::declarations();
         let (workloads, _) = host::scale::rendered_workloads(args.profile, &functions, &input)?;
+        let (shortened, hpa_sync) = args.timings.shortened()?;
         let bin_dir = match &args.bin_dir {
             Some(dir) => dir.clone(),
             None => std::env::current_exe()
@@ -301,9 +363,8 @@ fn scale_run(args: RunArgs) -> ExitCode {
             bind: dev.bind,
             ingress_port: dev.gateway_port,
             internal_port: dev.internal_port,
-            polling_interval: seconds(args.polling_seconds, "polling-seconds")?,
-            cooldown: seconds(args.cooldown_seconds, "cooldown-seconds")?,
-            hpa_sync: seconds(args.hpa_sync_seconds, "hpa-sync-seconds")?,
+            shortened,
+            hpa_sync,
             management: args.management.clone(),
             log_dir: args.log_dir.clone(),
         };
@@ -333,6 +394,58 @@ fn scale_run(args: RunArgs) -> ExitCode {
     })
 }
 
+fn recommend(args: &RecommendArgs) -> ExitCode {
+    let run = || -> Result<String, String> {
+        use host::scale::recommend::{Target, recommend, table};
+        let input = args
+            .input
+            .clone()
+            .unwrap_or_else(|| format!("keda/input/{}.json", args.profile.name()).into());
+        let functions = manifests::declarations();
+        let (workloads, env) = host::scale::rendered_workloads(args.profile, &functions, &input)?;
+        let capacity = host::scale::CapacityFile::read(&args.capacity)?;
+        let text = std::fs::read_to_string(&args.trace)
+            .map_err(|e| format!("{}: {e}", args.trace.display()))?;
+        let trace = scaling::simulate::Trace::parse(&text)
+            .map_err(|e| format!("{}: {e}", args.trace.display()))?;
+        let seconds = |s: f64, what: &str| {
+            std::time::Duration::try_from_secs_f64(s)
+                .map_err(|_| format!("--{what} must be a number of seconds"))
+        };
+        let target = Target {
+            queue_age_p99: seconds(args.queue_age_p99, "queue-age-p99")?,
+            held_p99: seconds(args.held_p99, "held-p99")?,
+        };
+        let flows = host::scale::flows(&functions, &env);
+        let found = recommend(
+            &workloads,
+            &flows,
+            &capacity.capacities(false),
+            &trace,
+            scaling::simulate::SimOptions::default(),
+            target,
+        )?;
+        Ok(format!(
+            "# Recommended on {} ({} profile): queue age p99 ≤ {} s, held p99 ≤ {} s\n\n{}",
+            args.trace.display(),
+            args.profile.name(),
+            args.queue_age_p99,
+            args.held_p99,
+            table(&found)
+        ))
+    };
+    match run() {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("fabrikam scale recommend: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn simulate(args: &SimulateArgs) -> ExitCode {
     match try_simulate(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -350,7 +463,18 @@ fn try_simulate(args: &SimulateArgs) -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| format!("keda/input/{}.json", args.profile.name()).into());
     let functions = manifests::declarations();
-    let (workloads, env) = host::scale::rendered_workloads(args.profile, &functions, &input)?;
+    let (mut workloads, env) = host::scale::rendered_workloads(args.profile, &functions, &input)?;
+    let (shortened, hpa_sync) = args.timings.shortened()?;
+    for w in &mut workloads {
+        let said = shortened.apply(w);
+        if !said.is_empty() {
+            println!(
+                "{}: timings shortened for this run: {}",
+                w.name,
+                said.join(", ")
+            );
+        }
+    }
     let capacity = host::scale::CapacityFile::read(&args.capacity)?;
     let text = std::fs::read_to_string(&args.trace)
         .map_err(|e| format!("{}: {e}", args.trace.display()))?;
@@ -364,8 +488,20 @@ fn try_simulate(args: &SimulateArgs) -> Result<(), String> {
         ..SimOptions::default()
     };
     options.autoscaler.counts_locked = args.counts_locked;
+    if let Some(sync) = hpa_sync {
+        options.autoscaler.hpa_sync = sync;
+    }
+    if args.local_pods {
+        options.pod_start = std::time::Duration::ZERO;
+        options.readiness_probe = Some(host::scale::local::READINESS_PROBE);
+    }
     let flows = host::scale::flows(&functions, &env);
-    let simulation = Simulation::new(workloads, &flows, &capacity.capacities(), options)?;
+    let simulation = Simulation::new(
+        workloads,
+        &flows,
+        &capacity.capacities(args.observed_capacity),
+        options,
+    )?;
     let report = simulation.run(&trace)?;
     let title = format!(
         "{} on the {} profile",
@@ -382,6 +518,9 @@ fn try_simulate(args: &SimulateArgs) -> Result<(), String> {
         std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
         write("report.md", &markdown)?;
         write("explain.log", &report.explain())?;
+        let json =
+            serde_json::to_string_pretty(&host::scale::json(&report)).map_err(|e| e.to_string())?;
+        write("report.json", &json)?;
         for (i, f) in report.functions.iter().enumerate() {
             let plot = scaling::simulate::plot(&report, i, &format!("{} · {title}", f.name));
             write(&format!("{}.svg", f.name), &plot)?;

@@ -20,12 +20,16 @@ use scaling::servicebus::QueueCounts;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+use super::Shortened;
 use super::broker::Management;
 use super::interceptor::{self, Upstream};
 use super::replicas::ReplicaSet;
 
-/// How often the rules and the replicas are looked at.
+/// How often the rules and the replicas are looked at; a starting replica's `/readyz` is
+/// probed at each.
 const TICK: Duration = Duration::from_millis(10);
+/// How often a starting replica's readiness is probed (the simulator's `--local-pods`).
+pub const READINESS_PROBE: Duration = TICK;
 /// The hold at zero when an InterceptorRoute sets no readiness timeout (the add-on's
 /// default with a fallback; without one it has no dedicated limit).
 const DEFAULT_READINESS_TIMEOUT: Duration = Duration::from_secs(30);
@@ -40,8 +44,8 @@ pub struct LocalOptions {
     pub ingress_port: u16,
     pub internal_port: u16,
     /// Shortened timings for tests and the dev loop, in place of the objects' own.
-    pub polling_interval: Option<Duration>,
-    pub cooldown: Option<Duration>,
+    pub shortened: Shortened,
+    /// The HPA's sync period, in place of Kubernetes' 15 s.
     pub hpa_sync: Option<Duration>,
     /// RabbitMQ's management API.
     pub management: String,
@@ -75,29 +79,6 @@ impl Signals for LocalSignals<'_> {
     }
 }
 
-/// Applies the shortened timings to `workload`, and says so.
-fn shorten(workload: &mut Workload, options: &LocalOptions) -> Vec<String> {
-    let mut said = Vec::new();
-    let so = &mut workload.scaled_object;
-    if let Some(p) = options.polling_interval {
-        said.push(format!(
-            "pollingInterval {} → {}",
-            seconds(so.polling_interval),
-            seconds(p)
-        ));
-        so.polling_interval = p;
-    }
-    if let Some(c) = options.cooldown {
-        said.push(format!(
-            "cooldownPeriod {} → {}",
-            seconds(so.cooldown),
-            seconds(c)
-        ));
-        so.cooldown = c;
-    }
-    said
-}
-
 /// Runs until `shutdown`, then stops every replica (SIGTERM, each within its grace).
 pub async fn run(
     functions: &[Deployment],
@@ -128,7 +109,7 @@ pub async fn run(
             ));
             continue;
         };
-        let said = shorten(&mut workload, &options);
+        let said = options.shortened.apply(&mut workload);
         if !said.is_empty() {
             println!(
                 "{}: timings shortened for this run: {}",
@@ -219,9 +200,14 @@ pub async fn run(
             }
         });
     }
+    // The wall clock at t=0, so a client can place the log's times on its own clock.
+    let epoch_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+        .saturating_sub(start.elapsed().as_millis());
     println!(
         "==> scaling locally: ingress http://{ingress_addr}, every route http://{internal_addr}; \
-         replicas' logs in {}; Ctrl-C stops",
+         replicas' logs in {}; t=0 is {epoch_ms} ms after the Unix epoch; Ctrl-C stops",
         options.log_dir.display()
     );
 

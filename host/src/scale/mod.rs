@@ -5,6 +5,7 @@
 pub mod broker;
 pub mod interceptor;
 pub mod local;
+pub mod recommend;
 pub mod replicas;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,54 @@ use scaling::simulate::{Capacity, Emit, FunctionFlow, Report};
 use serde::Deserialize;
 
 use crate::manifests::{self, Environment};
+
+/// Timings shortened for tests and the dev loop, in place of the objects' own; every
+/// change is said, so a log made with them cannot pass for the objects'.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Shortened {
+    pub polling_interval: Option<Duration>,
+    pub cooldown: Option<Duration>,
+    /// The InterceptorRoutes' request-rate window.
+    pub rate_window: Option<Duration>,
+}
+
+impl Shortened {
+    /// Applies these timings to `workload`; returns what changed, in words.
+    pub fn apply(&self, workload: &mut Workload) -> Vec<String> {
+        use scaling::explain::seconds;
+        let mut said = Vec::new();
+        let so = &mut workload.scaled_object;
+        if let Some(p) = self.polling_interval {
+            said.push(format!(
+                "pollingInterval {} → {}",
+                seconds(so.polling_interval),
+                seconds(p)
+            ));
+            so.polling_interval = p;
+        }
+        if let Some(c) = self.cooldown {
+            said.push(format!(
+                "cooldownPeriod {} → {}",
+                seconds(so.cooldown),
+                seconds(c)
+            ));
+            so.cooldown = c;
+        }
+        let rate = workload
+            .route
+            .as_mut()
+            .and_then(|r| r.request_rate.as_mut());
+        if let (Some(w), Some(rate)) = (self.rate_window, rate) {
+            said.push(format!(
+                "requestRate window {} → {}",
+                seconds(rate.window),
+                seconds(w)
+            ));
+            rate.window = w;
+        }
+        said
+    }
+}
 
 /// Requests one HTTP replica holds at once: hyper sets no limit, so the CPU is the bound.
 const HTTP_SLOTS: u32 = 1024;
@@ -98,6 +147,14 @@ pub struct MeasuredCapacity {
     /// The load generator's own figures.
     #[serde(default)]
     pub detail: Option<serde_json::Value>,
+    /// The CPU one unit took, from which `per_second` follows at the CPU limit.
+    #[serde(default)]
+    pub cpu_microseconds_per_unit: Option<f64>,
+    /// The rate seen on this machine, which a local server may have bounded.
+    #[serde(default)]
+    pub observed_per_second: Option<f64>,
+    #[serde(default)]
+    pub bound_by: Option<String>,
 }
 
 impl CapacityFile {
@@ -106,20 +163,76 @@ impl CapacityFile {
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
-    pub fn capacities(&self) -> BTreeMap<String, Capacity> {
+    /// Each function's capacity at its CPU limit (what a replica does in the cluster), or,
+    /// with `observed`, the rate seen on this machine, which its local servers may have
+    /// bounded (what the local run does).
+    pub fn capacities(&self, observed: bool) -> BTreeMap<String, Capacity> {
         self.functions
             .iter()
             .map(|(name, c)| {
+                let per_second = if observed {
+                    c.observed_per_second.unwrap_or(c.per_second)
+                } else {
+                    c.per_second
+                };
                 (
                     name.clone(),
                     Capacity {
-                        per_second: c.per_second,
+                        per_second,
                         cold_start: Duration::from_secs_f64(c.cold_start_ms.max(0.0) / 1000.0),
                     },
                 )
             })
             .collect()
     }
+}
+
+/// The report as JSON, for scripts: each function's figures and every change.
+pub fn json(report: &Report) -> serde_json::Value {
+    let functions: Vec<serde_json::Value> = report
+        .functions
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "name": f.name,
+                "arrivals": f.arrivals,
+                "completed": f.completed,
+                "waitP50Seconds": f.wait_p50,
+                "waitP99Seconds": f.wait_p99,
+                "waitMaxSeconds": f.wait_max,
+                "activations": f.activations,
+                "coldUnits": f.cold_units,
+                "timeouts": f.timeouts,
+                "failed": f.failed,
+                "redelivered": f.redelivered,
+                "stoppedWithWork": f.stopped_with_work,
+                "cutOff": f.cut_off,
+                "replicaSeconds": f.replica_seconds,
+                "alwaysOnReplicaSeconds": f.always_on_replica_seconds,
+                "maxPods": f.max_pods,
+                "brokerReadsPerMinute": f.broker_reads_per_minute,
+            })
+        })
+        .collect();
+    let changes: Vec<serde_json::Value> = report
+        .changes
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "at": c.at.as_secs_f64(),
+                "function": c.workload,
+                "from": c.from,
+                "to": c.to,
+                "rule": c.rule.name(),
+                "line": c.to_string(),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "durationSeconds": report.duration.as_secs_f64(),
+        "functions": functions,
+        "changes": changes,
+    })
 }
 
 /// The report as Markdown: the table, then the explain log.
