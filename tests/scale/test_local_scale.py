@@ -13,17 +13,17 @@ import collections
 import concurrent.futures
 import json
 import os
-import re
-import signal
-import socket
-import subprocess
-import threading
+import sys
 import time
 import unittest
 import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
+
+sys.dont_write_bytecode = True  # no __pycache__ beside the scripts
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+from scale_run import ScaleRun  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "debug"
@@ -33,12 +33,6 @@ QUEUE = "deliveries"  # the dev profile's rendered queue
 REQUEST = json.loads((ROOT / "functions/ingestion/tests/fixtures/delivery_request.json").read_text())
 POLLING, COOLDOWN, HPA_SYNC = 1, 12, 2
 LOAD = 1500
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def management(method, path):
@@ -57,67 +51,6 @@ def call(method, url, body=None, timeout=60):
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
-
-
-class Run:
-    """The scale run as a child process, its output followed line by line: each replica's
-    start and exit, and each replica change of the explain log."""
-
-    def __init__(self):
-        self.ingress, self.internal = free_port(), free_port()
-        env = dict(os.environ, DEV_GATEWAY_PORT=str(self.ingress),
-                   DEV_INTERNAL_PORT=str(self.internal), LOG_FORMAT="json", RUST_LOG="info",
-                   AMQP_URL="amqp://127.0.0.1:5672", AMQP_ADDRESS_PREFIX="/amq/queue/",
-                   REDIS_URL="redis://127.0.0.1:6379",
-                   MONGODB_URI="mongodb://127.0.0.1:27017/?directConnection=true")
-        for old in LOGS.glob("*.log"):
-            old.unlink()
-        self.proc = subprocess.Popen(
-            [str(BIN / "fabrikam"), "scale", "run", "--bin-dir", str(BIN),
-             "--log-dir", str(LOGS), "--polling-seconds", str(POLLING),
-             "--cooldown-seconds", str(COOLDOWN), "--hpa-sync-seconds", str(HPA_SYNC)],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines = []
-        self.processes = collections.Counter()
-        self.most = collections.Counter()
-        self.lock = threading.Condition()
-        threading.Thread(target=self._follow, daemon=True).start()
-
-    def _follow(self):
-        for line in self.proc.stdout:
-            line = line.rstrip("\n")
-            with self.lock:
-                self.lines.append(line)
-                m = re.search(r" ([a-z]+)-\d+ (started|exited|killed)", line)
-                if m:
-                    name, what = m.groups()
-                    self.processes[name] += 1 if what == "started" else -1
-                    self.most[name] = max(self.most[name], self.processes[name])
-                self.lock.notify_all()
-
-    def wait_for(self, predicate, timeout, what):
-        deadline = time.monotonic() + timeout
-        with self.lock:
-            while not predicate():
-                left = deadline - time.monotonic()
-                if left <= 0 or self.proc.poll() is not None:
-                    tail = "\n".join(self.lines[-40:])
-                    raise AssertionError(f"{what} within {timeout} s; the run said:\n{tail}")
-                self.lock.wait(min(left, 0.5))
-
-    def saw(self, pattern):
-        return any(re.search(pattern, line) for line in self.lines)
-
-    def idle(self):
-        return all(n == 0 for n in self.processes.values())
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
 
 
 def completed_messages():
@@ -139,8 +72,14 @@ class LocalScaleTest(unittest.TestCase):
     def setUpClass(cls):
         # What earlier suites left on the shared queue would wake the workflow.
         management("DELETE", f"/queues/%2F/{QUEUE}/contents")
-        cls.scale = Run()
-        cls.scale.wait_for(lambda: cls.scale.saw("scaling locally"), 60, "the run started")
+        env = dict(os.environ, LOG_FORMAT="json", RUST_LOG="info",
+                   AMQP_URL="amqp://127.0.0.1:5672", AMQP_ADDRESS_PREFIX="/amq/queue/",
+                   REDIS_URL="redis://127.0.0.1:6379",
+                   MONGODB_URI="mongodb://127.0.0.1:27017/?directConnection=true")
+        cls.scale = ScaleRun(BIN, LOGS, ["--polling-seconds", str(POLLING),
+                                         "--cooldown-seconds", str(COOLDOWN),
+                                         "--hpa-sync-seconds", str(HPA_SYNC)], env)
+        cls.scale.started()
 
     @classmethod
     def tearDownClass(cls):

@@ -1,0 +1,105 @@
+"""`fabrikam scale run` as a child process whose output is followed line by line: each
+replica's start, readiness and exit, and each replica change of the explain log, placed on
+this process's clock. tests/scale and scripts/bench-scale drive it."""
+import collections
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# `t=12.345 s workflow 0→1: push activation, ...` (a change) and
+# `  t=12.345 s workflow-3 started (pid ...)` / `ready 12 ms after` / `exited` / `killed`.
+CHANGE = re.compile(r"^t=([\d.]+) s ([a-z0-9-]+) (\d+)→(\d+): (.*)$")
+POD = re.compile(r"^\s+t=([\d.]+) s ([a-z0-9-]+)-(\d+) (started|ready|sent SIGTERM|exited|killed)")
+EPOCH = re.compile(r"t=0 is (\d+) ms after the Unix epoch")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ScaleRun:
+    """The run on free ports, with `args` (shortened timings and the like)."""
+
+    def __init__(self, bin_dir, log_dir, args, env=None):
+        self.ingress, self.internal = free_port(), free_port()
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for old in self.log_dir.glob("*.log"):
+            old.unlink()
+        env = dict(env or os.environ, DEV_GATEWAY_PORT=str(self.ingress),
+                   DEV_INTERNAL_PORT=str(self.internal))
+        self.proc = subprocess.Popen(
+            [str(Path(bin_dir) / "fabrikam"), "scale", "run", "--bin-dir", str(bin_dir),
+             "--log-dir", str(self.log_dir)] + list(args),
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines = []
+        self.epoch = None  # seconds since the Unix epoch at the run's t=0
+        self.changes = []  # (t, function, from, to, why)
+        self.pods = []  # (t, function, number, what)
+        self.processes = collections.Counter()
+        self.most = collections.Counter()
+        self.lock = threading.Condition()
+        threading.Thread(target=self._follow, daemon=True).start()
+
+    def _follow(self):
+        for line in self.proc.stdout:
+            line = line.rstrip("\n")
+            with self.lock:
+                self.lines.append(line)
+                if self.epoch is None and (m := EPOCH.search(line)):
+                    self.epoch = int(m.group(1)) / 1000
+                if m := CHANGE.match(line):
+                    t, name, a, b, why = m.groups()
+                    self.changes.append((float(t), name, int(a), int(b), why))
+                if m := POD.match(line):
+                    t, name, number, what = m.groups()
+                    self.pods.append((float(t), name, int(number), what))
+                    if what == "started":
+                        self.processes[name] += 1
+                    elif what in ("exited", "killed"):
+                        self.processes[name] -= 1
+                    self.most[name] = max(self.most[name], self.processes[name])
+                self.lock.notify_all()
+
+    def wait_for(self, predicate, timeout, what):
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while not predicate():
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None:
+                    tail = "\n".join(self.lines[-40:])
+                    raise AssertionError(f"{what} within {timeout} s; the run said:\n{tail}")
+                self.lock.wait(min(left, 0.5))
+
+    def started(self, timeout=60):
+        self.wait_for(lambda: self.epoch is not None, timeout, "the run started")
+
+    def saw(self, pattern):
+        with self.lock:
+            return any(re.search(pattern, line) for line in self.lines)
+
+    def idle(self, name=None):
+        if name is not None:
+            return self.processes[name] == 0
+        return all(n == 0 for n in self.processes.values())
+
+    def clock(self, t):
+        """A time of the run's log on this process's clock (seconds since the epoch)."""
+        return self.epoch + t
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
