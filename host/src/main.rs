@@ -134,9 +134,9 @@ struct RecommendArgs {
     /// The profile whose rendered objects are the starting point.
     #[arg(long, value_parser = parse_profile)]
     profile: Profile,
-    /// The trace to meet the target on.
-    #[arg(long)]
-    trace: PathBuf,
+    /// A trace to meet the target on; repeat it to meet the target on each.
+    #[arg(long = "trace", required = true)]
+    traces: Vec<PathBuf>,
     /// A queue function's queue age p99, in seconds.
     #[arg(long, default_value_t = 10.0)]
     queue_age_p99: f64,
@@ -187,6 +187,10 @@ struct SimulateArgs {
     /// rather than at its CPU limit: to compare with the local run.
     #[arg(long)]
     observed_capacity: bool,
+    /// The broker publishes a queue's counts this often (RabbitMQ's management API: every
+    /// 5 s by default), and the scaler reads the last ones; unset, it reads them as they are.
+    #[arg(long)]
+    queue_stats_seconds: Option<f64>,
     #[command(flatten)]
     timings: TimingArgs,
 }
@@ -404,10 +408,16 @@ fn recommend(args: &RecommendArgs) -> ExitCode {
         let functions = manifests::declarations();
         let (workloads, env) = host::scale::rendered_workloads(args.profile, &functions, &input)?;
         let capacity = host::scale::CapacityFile::read(&args.capacity)?;
-        let text = std::fs::read_to_string(&args.trace)
-            .map_err(|e| format!("{}: {e}", args.trace.display()))?;
-        let trace = scaling::simulate::Trace::parse(&text)
-            .map_err(|e| format!("{}: {e}", args.trace.display()))?;
+        let traces = args
+            .traces
+            .iter()
+            .map(|path| {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                scaling::simulate::Trace::parse(&text)
+                    .map_err(|e| format!("{}: {e}", path.display()))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
         let seconds = |s: f64, what: &str| {
             std::time::Duration::try_from_secs_f64(s)
                 .map_err(|_| format!("--{what} must be a number of seconds"))
@@ -421,13 +431,18 @@ fn recommend(args: &RecommendArgs) -> ExitCode {
             &workloads,
             &flows,
             &capacity.capacities(false),
-            &trace,
+            &traces,
             scaling::simulate::SimOptions::default(),
             target,
         )?;
+        let names: Vec<String> = args
+            .traces
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
         Ok(format!(
             "# Recommended on {} ({} profile): queue age p99 ≤ {} s, held p99 ≤ {} s\n\n{}",
-            args.trace.display(),
+            names.join(" and "),
             args.profile.name(),
             args.queue_age_p99,
             args.held_p99,
@@ -490,6 +505,12 @@ fn try_simulate(args: &SimulateArgs) -> Result<(), String> {
     options.autoscaler.counts_locked = args.counts_locked;
     if let Some(sync) = hpa_sync {
         options.autoscaler.hpa_sync = sync;
+    }
+    if let Some(every) = args.queue_stats_seconds {
+        options.queue_stats_interval = Some(
+            std::time::Duration::try_from_secs_f64(every)
+                .map_err(|_| "--queue-stats-seconds must be a number of seconds".to_owned())?,
+        );
     }
     if args.local_pods {
         options.pod_start = std::time::Duration::ZERO;

@@ -81,6 +81,10 @@ pub struct SimOptions {
     /// Probe readiness this often from the process's start, in place of the Deployment's
     /// probes (the local run's replicas).
     pub readiness_probe: Option<Duration>,
+    /// The broker reports a queue's counts as of its last statistics refresh, this often
+    /// (RabbitMQ's management API: `collect_statistics_interval`, 5 s by default); `None`
+    /// reads them as they are.
+    pub queue_stats_interval: Option<Duration>,
     pub autoscaler: Options,
 }
 
@@ -91,6 +95,7 @@ impl Default for SimOptions {
             pod_start: Duration::from_secs(2),
             tail: Duration::from_secs(900),
             readiness_probe: None,
+            queue_stats_interval: None,
             autoscaler: Options::default(),
         }
     }
@@ -116,6 +121,8 @@ struct Function {
     report: FunctionReport,
     /// Units in service, for the interceptor's concurrency and the broker's locked count.
     busy: u64,
+    /// The queue's counts as the broker last published them (with a statistics interval).
+    published: QueueCounts,
 }
 
 #[derive(Debug, Clone)]
@@ -216,6 +223,7 @@ impl Simulation {
                         request_count: 0,
                         report: FunctionReport::new(&flow.name),
                         busy: 0,
+                        published: QueueCounts::default(),
                     });
                 }
                 Some(_) => problems.push(format!("{}: capacity must be above 0", w.name)),
@@ -547,6 +555,18 @@ impl Simulation {
 
     fn autoscale(&mut self) {
         let now = self.now;
+        let refresh = self.options.queue_stats_interval.is_none_or(|every| {
+            let every = every.as_millis().max(1);
+            now.as_millis() % every < self.options.step.as_millis()
+        });
+        if refresh {
+            for f in &mut self.functions {
+                f.published = QueueCounts {
+                    active: f.waiting.len() as u64,
+                    locked: f.busy,
+                };
+            }
+        }
         for fi in 0..self.functions.len() {
             let replicas = self.replicas(fi);
             let mut signals = SimSignals {
@@ -685,11 +705,7 @@ impl Signals for SimSignals<'_> {
             .functions
             .iter()
             .find(|f| f.flow.queue.as_deref() == Some(queue));
-        Ok(f.map(|f| QueueCounts {
-            active: f.waiting.len() as u64,
-            locked: f.busy,
-        })
-        .unwrap_or_default())
+        Ok(f.map(|f| f.published).unwrap_or_default())
     }
 
     fn interceptor(&mut self, route: &str) -> Counters {
