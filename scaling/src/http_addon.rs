@@ -224,6 +224,21 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// A route scaled on its request rate: 50 a second per replica over a minute.
+    fn rate_route() -> Route {
+        Route {
+            name: "r".into(),
+            path_prefixes: vec![],
+            concurrency_target: None,
+            request_rate: Some(RequestRate {
+                target: 50.0,
+                granularity: Duration::from_secs(1),
+                window: Duration::from_secs(60),
+            }),
+            readiness_timeout: None,
+        }
+    }
+
     #[test]
     fn the_rate_averages_over_the_buckets_since_the_first_write() {
         let mut b = RateBuckets::new(Duration::from_secs(60), Duration::from_secs(1));
@@ -240,17 +255,7 @@ mod tests {
 
     #[test]
     fn a_request_stays_in_the_rate_for_one_window_when_every_ping_records() {
-        let route = Route {
-            name: "r".into(),
-            path_prefixes: vec![],
-            concurrency_target: None,
-            request_rate: Some(RequestRate {
-                target: 50.0,
-                granularity: Duration::from_secs(1),
-                window: Duration::from_secs(60),
-            }),
-            readiness_timeout: None,
-        };
+        let route = rate_route();
         let mut s = AddonScaler::new(0, &route);
         let mut count = 0;
         let mut t = ms(0);
@@ -277,17 +282,7 @@ mod tests {
 
     #[test]
     fn a_request_counted_before_the_first_sample_is_in_the_rate() {
-        let route = Route {
-            name: "r".into(),
-            path_prefixes: vec![],
-            concurrency_target: None,
-            request_rate: Some(RequestRate {
-                target: 50.0,
-                granularity: Duration::from_secs(1),
-                window: Duration::from_secs(60),
-            }),
-            readiness_timeout: None,
-        };
+        let route = rate_route();
         let mut s = AddonScaler::new(0, &route);
         s.ping(
             ms(0),

@@ -97,15 +97,18 @@ fn capacity() -> BTreeMap<String, Capacity> {
     ])
 }
 
-fn simulate(trace: &str) -> scaling::simulate::Report {
-    let sim = Simulation::new(
+fn simulation() -> Simulation {
+    Simulation::new(
         read_yaml(OBJECTS).unwrap(),
         &flows(),
         &capacity(),
         SimOptions::default(),
     )
-    .unwrap();
-    sim.run(&Trace::parse(trace).unwrap()).unwrap()
+    .unwrap()
+}
+
+fn simulate(trace: &str) -> scaling::simulate::Report {
+    simulation().run(&Trace::parse(trace).unwrap()).unwrap()
 }
 
 #[test]
@@ -180,14 +183,7 @@ fn the_report_and_plot_say_what_happened() {
 
 #[test]
 fn a_trace_naming_nothing_simulated_is_refused() {
-    let sim = Simulation::new(
-        read_yaml(OBJECTS).unwrap(),
-        &flows(),
-        &capacity(),
-        SimOptions::default(),
-    )
-    .unwrap();
-    let e = sim
+    let e = simulation()
         .run(&Trace::parse("0,1,http:/api/nowhere,1\n0,1,queue:other,1\n").unwrap())
         .unwrap_err();
     assert_eq!(e.lines().count(), 2, "{e}");

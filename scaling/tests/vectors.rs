@@ -35,6 +35,16 @@ impl<Q: Fn(Duration) -> u64, H: Fn(Duration) -> Counters> Signals for World<Q, H
     }
 }
 
+/// A world whose queue holds `queue(t)` messages and whose interceptor sees nothing.
+fn queue_world<Q: Fn(Duration) -> u64>(queue: Q) -> World<Q, fn(Duration) -> Counters> {
+    World {
+        now: Duration::ZERO,
+        queue,
+        http: |_| Counters::default(),
+        failing: false,
+    }
+}
+
 fn queue_objects(scaled_object_spec: &str) -> String {
     format!(
         "kind: Deployment\nmetadata: {{ name: w }}\nspec: {{ template: {{ spec: {{ containers: [{{ name: w }}] }} }} }}\n---\n\
@@ -87,12 +97,7 @@ fn a_hundred_messages_activate_at_the_first_tick_then_ramp_1_4_8_16_20() {
     let mut a = autoscaler(&queue_objects(
         "  triggers: [{ type: azure-servicebus, metadata: { queueName: q } }]\n",
     ));
-    let mut world = World {
-        now: Duration::ZERO,
-        queue: |_| 100,
-        http: |_| Counters::default(),
-        failing: false,
-    };
+    let mut world = queue_world(|_| 100);
     let log = run(&mut a, &mut world, 0, secs(90));
     assert_eq!(
         moves(&log),
@@ -117,12 +122,7 @@ fn a_drained_queue_goes_from_n_to_zero_at_the_first_tick_after_cooldown() {
         "  pollingInterval: 15\n  triggers: [{ type: azure-servicebus, metadata: { queueName: q } }]\n",
     ));
     // Busy until t=100 s; the last tick that sees it is t=90 s.
-    let mut world = World {
-        now: Duration::ZERO,
-        queue: |t: Duration| if t < secs(100) { 100 } else { 0 },
-        http: |_| Counters::default(),
-        failing: false,
-    };
+    let mut world = queue_world(|t: Duration| if t < secs(100) { 100 } else { 0 });
     let log = run(&mut a, &mut world, 0, secs(500));
     let last = log.last().unwrap();
     // 90 + 300 = 390 is not past the cooldown (the comparison is strict); the tick at 405
@@ -140,12 +140,7 @@ fn a_drained_queue_goes_from_n_to_zero_at_the_first_tick_after_cooldown() {
 fn activation_above_the_target_keeps_zero_at_zero_but_not_above() {
     let spec = "  triggers: [{ type: azure-servicebus, metadata: { queueName: q, messageCount: '5', activationMessageCount: '10' } }]\n";
     let mut a = autoscaler(&queue_objects(spec));
-    let mut world = World {
-        now: Duration::ZERO,
-        queue: |_| 8,
-        http: |_| Counters::default(),
-        failing: false,
-    };
+    let mut world = queue_world(|_| 8);
     assert!(
         run(&mut a, &mut world, 0, secs(3600)).is_empty(),
         "8 ≤ 10 never activates"
@@ -156,12 +151,7 @@ fn activation_above_the_target_keeps_zero_at_zero_but_not_above() {
     // since 8 never activates.
     let spec = "  initialCooldownPeriod: 300\n  triggers: [{ type: azure-servicebus, metadata: { queueName: q, messageCount: '5', activationMessageCount: '10' } }]\n";
     let mut a = autoscaler(&queue_objects(spec));
-    let mut world = World {
-        now: Duration::ZERO,
-        queue: |_| 8,
-        http: |_| Counters::default(),
-        failing: false,
-    };
+    let mut world = queue_world(|_| 8);
     let log = run(&mut a, &mut world, 3, secs(700));
     assert_eq!(
         moves(&log),
@@ -173,12 +163,7 @@ fn activation_above_the_target_keeps_zero_at_zero_but_not_above() {
 fn a_fallback_serves_its_replicas_after_the_threshold_of_failures() {
     let spec = "  maxReplicaCount: 10\n  fallback: { failureThreshold: 3, replicas: 6 }\n  triggers: [{ type: azure-servicebus, metadata: { queueName: q } }]\n";
     let mut a = autoscaler(&queue_objects(spec));
-    let mut world = World {
-        now: Duration::ZERO,
-        queue: |_| 5,
-        http: |_| Counters::default(),
-        failing: false,
-    };
+    let mut world = queue_world(|_| 5);
     run(&mut a, &mut world, 0, secs(10));
     world.failing = true;
     // Queries from then on fail: loop ticks at 30, 60, 90 s and HPA syncs every 15 s.
