@@ -210,3 +210,30 @@ fn a_segment_of_one_second_at_one_a_second_makes_exactly_one_arrival() {
     let report = simulate("0,7,http:/api/front,0.5\n");
     assert_eq!(report.functions[0].arrivals, 3);
 }
+
+#[test]
+fn the_queue_read_as_the_broker_last_published_it_wakes_the_worker_later() {
+    // Messages put straight on the queue at t=601 s: the worker's loop ticks every 15 s
+    // (t=615 s sees them). With counts published every 20 s (t=600, 620, ...), the tick at
+    // 615 s still reads the empty queue of t=600 s, and the one at 630 s wakes it.
+    let run = |stats: Option<Duration>| {
+        let options = SimOptions {
+            queue_stats_interval: stats,
+            ..SimOptions::default()
+        };
+        let sim =
+            Simulation::new(read_yaml(OBJECTS).unwrap(), &flows(), &capacity(), options).unwrap();
+        let report = sim
+            .run(&Trace::parse("601,602,queue:jobs,5\n").unwrap())
+            .unwrap();
+        let wake = report
+            .changes
+            .iter()
+            .find(|c| c.workload == "worker" && c.from == 0)
+            .unwrap()
+            .at;
+        wake.as_secs()
+    };
+    assert_eq!(run(None), 615);
+    assert_eq!(run(Some(Duration::from_secs(20))), 630);
+}
