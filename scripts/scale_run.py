@@ -2,6 +2,8 @@
 replica's start, readiness and exit, and each replica change of the explain log, placed on
 this process's clock. tests/scale and scripts/bench-scale drive it."""
 import collections
+import datetime
+import json
 import os
 import re
 import signal
@@ -103,3 +105,20 @@ class ScaleRun:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait()
+
+
+def completions(log_dir, pattern="workflow-*.log"):
+    """Every message the replicas logged as completed, from their JSON log files under
+    `log_dir` matching `pattern`: (file name, message id, seconds since the epoch), in
+    each file's order."""
+    done = []
+    for path in sorted(Path(log_dir).glob(pattern)):
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("message") == "message completed":
+                stamp = datetime.datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))
+                done.append((path.name, event.get("messaging.message.id"), stamp.timestamp()))
+    return done

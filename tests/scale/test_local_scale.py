@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.dont_write_bytecode = True  # no __pycache__ beside the scripts
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from scale_run import ScaleRun  # noqa: E402
+from scale_run import ScaleRun, completions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "debug"
@@ -55,16 +55,7 @@ def call(method, url, body=None, timeout=60):
 
 def completed_messages():
     """Each message id the workflow's replicas logged as completed, with how often."""
-    seen = collections.Counter()
-    for path in LOGS.glob("workflow-*.log"):
-        for line in path.read_text(errors="replace").splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if event.get("message") == "message completed":
-                seen[event.get("messaging.message.id")] += 1
-    return seen
+    return collections.Counter(message for _, message, _ in completions(LOGS))
 
 
 class LocalScaleTest(unittest.TestCase):
