@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use host::{images, manifests};
@@ -75,37 +76,48 @@ enum ScaleCommand {
 #[derive(Debug, Args)]
 struct TimingArgs {
     /// KEDA's pollingInterval, in seconds.
-    #[arg(long)]
-    polling_seconds: Option<f64>,
+    #[arg(long, value_parser = parse_seconds)]
+    polling_seconds: Option<Duration>,
     /// KEDA's cooldownPeriod, in seconds.
-    #[arg(long)]
-    cooldown_seconds: Option<f64>,
+    #[arg(long, value_parser = parse_seconds)]
+    cooldown_seconds: Option<Duration>,
     /// The HPA's sync period, in seconds (Kubernetes: 15).
-    #[arg(long)]
-    hpa_sync_seconds: Option<f64>,
+    #[arg(long, value_parser = parse_seconds)]
+    hpa_sync_seconds: Option<Duration>,
     /// The InterceptorRoutes' request-rate window, in seconds.
-    #[arg(long)]
-    rate_window_seconds: Option<f64>,
+    #[arg(long, value_parser = parse_seconds)]
+    rate_window_seconds: Option<Duration>,
 }
 
 impl TimingArgs {
-    fn shortened(&self) -> Result<(host::scale::Shortened, Option<std::time::Duration>), String> {
-        let seconds = |s: Option<f64>, what: &str| -> Result<Option<std::time::Duration>, String> {
-            s.map(|s| {
-                std::time::Duration::try_from_secs_f64(s)
-                    .map_err(|_| format!("--{what} must be a number of seconds"))
-            })
-            .transpose()
-        };
-        Ok((
-            host::scale::Shortened {
-                polling_interval: seconds(self.polling_seconds, "polling-seconds")?,
-                cooldown: seconds(self.cooldown_seconds, "cooldown-seconds")?,
-                rate_window: seconds(self.rate_window_seconds, "rate-window-seconds")?,
-            },
-            seconds(self.hpa_sync_seconds, "hpa-sync-seconds")?,
-        ))
+    fn shortened(&self) -> host::scale::Shortened {
+        host::scale::Shortened {
+            polling_interval: self.polling_seconds,
+            cooldown: self.cooldown_seconds,
+            rate_window: self.rate_window_seconds,
+        }
     }
+}
+
+/// A number of seconds on the command line (fractions allowed, never negative).
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    s.parse::<f64>()
+        .ok()
+        .and_then(|v| Duration::try_from_secs_f64(v).ok())
+        .ok_or_else(|| format!("{s:?} is not a number of seconds"))
+}
+
+/// An environment's input file: the one given, or `keda/input/PROFILE.json`.
+fn input_path(input: &Option<PathBuf>, profile: Profile) -> PathBuf {
+    input
+        .clone()
+        .unwrap_or_else(|| format!("keda/input/{}.json", profile.name()).into())
+}
+
+/// A trace file, with its path in any error.
+fn read_trace(path: &std::path::Path) -> Result<scaling::simulate::Trace, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    scaling::simulate::Trace::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 #[derive(Debug, Args)]
@@ -138,11 +150,11 @@ struct RecommendArgs {
     #[arg(long = "trace", required = true)]
     traces: Vec<PathBuf>,
     /// A queue function's queue age p99, in seconds.
-    #[arg(long, default_value_t = 10.0)]
-    queue_age_p99: f64,
+    #[arg(long, default_value = "10", value_parser = parse_seconds)]
+    queue_age_p99: Duration,
     /// An HTTP function's held-request wait p99, in seconds.
-    #[arg(long, default_value_t = 1.0)]
-    held_p99: f64,
+    #[arg(long, default_value = "1", value_parser = parse_seconds)]
+    held_p99: Duration,
     /// One replica's measured capacity per function (scripts/bench-capacity).
     #[arg(long, default_value = "docs/scaling/capacity.json")]
     capacity: PathBuf,
@@ -173,8 +185,8 @@ struct SimulateArgs {
     counts_locked: bool,
     /// Seconds from a replica asked for to its container starting (no cluster measures it
     /// here).
-    #[arg(long, default_value_t = 2.0)]
-    pod_start_seconds: f64,
+    #[arg(long, default_value = "2", value_parser = parse_seconds)]
+    pod_start_seconds: Duration,
     /// Seconds simulated after the trace's end, to see the scale-in.
     #[arg(long, default_value_t = 900)]
     tail_seconds: u64,
@@ -189,8 +201,8 @@ struct SimulateArgs {
     observed_capacity: bool,
     /// The broker publishes a queue's counts this often (RabbitMQ's management API: every
     /// 5 s by default), and the scaler reads the last ones; unset, it reads them as they are.
-    #[arg(long)]
-    queue_stats_seconds: Option<f64>,
+    #[arg(long, value_parser = parse_seconds)]
+    queue_stats_seconds: Option<Duration>,
     #[command(flatten)]
     timings: TimingArgs,
 }
@@ -348,13 +360,9 @@ fn scale_run(args: RunArgs) -> ExitCode {
     let mut reader = runtime::EnvReader::new(&ProcessEnv);
     let dev = host::DevOptions::from_env(&mut reader);
     let prepared = reader.finish().map_err(|e| e.to_string()).and_then(|()| {
-        let input = args
-            .input
-            .clone()
-            .unwrap_or_else(|| format!("keda/input/{}.json", args.profile.name()).into());
+        let input = input_path(&args.input, args.profile);
         let functions = manifests::declarations();
         let (workloads, _) = host::scale::rendered_workloads(args.profile, &functions, &input)?;
-        let (shortened, hpa_sync) = args.timings.shortened()?;
         let bin_dir = match &args.bin_dir {
             Some(dir) => dir.clone(),
             None => std::env::current_exe()
@@ -367,8 +375,8 @@ fn scale_run(args: RunArgs) -> ExitCode {
             bind: dev.bind,
             ingress_port: dev.gateway_port,
             internal_port: dev.internal_port,
-            shortened,
-            hpa_sync,
+            shortened: args.timings.shortened(),
+            hpa_sync: args.timings.hpa_sync_seconds,
             management: args.management.clone(),
             log_dir: args.log_dir.clone(),
         };
@@ -401,30 +409,18 @@ fn scale_run(args: RunArgs) -> ExitCode {
 fn recommend(args: &RecommendArgs) -> ExitCode {
     let run = || -> Result<String, String> {
         use host::scale::recommend::{Target, recommend, table};
-        let input = args
-            .input
-            .clone()
-            .unwrap_or_else(|| format!("keda/input/{}.json", args.profile.name()).into());
+        let input = input_path(&args.input, args.profile);
         let functions = manifests::declarations();
         let (workloads, env) = host::scale::rendered_workloads(args.profile, &functions, &input)?;
         let capacity = host::scale::CapacityFile::read(&args.capacity)?;
         let traces = args
             .traces
             .iter()
-            .map(|path| {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                scaling::simulate::Trace::parse(&text)
-                    .map_err(|e| format!("{}: {e}", path.display()))
-            })
+            .map(|path| read_trace(path))
             .collect::<Result<Vec<_>, String>>()?;
-        let seconds = |s: f64, what: &str| {
-            std::time::Duration::try_from_secs_f64(s)
-                .map_err(|_| format!("--{what} must be a number of seconds"))
-        };
         let target = Target {
-            queue_age_p99: seconds(args.queue_age_p99, "queue-age-p99")?,
-            held_p99: seconds(args.held_p99, "held-p99")?,
+            queue_age_p99: args.queue_age_p99,
+            held_p99: args.held_p99,
         };
         let flows = host::scale::flows(&functions, &env);
         let found = recommend(
@@ -441,11 +437,11 @@ fn recommend(args: &RecommendArgs) -> ExitCode {
             .map(|p| p.display().to_string())
             .collect();
         Ok(format!(
-            "# Recommended on {} ({} profile): queue age p99 ≤ {} s, held p99 ≤ {} s\n\n{}",
+            "# Recommended on {} ({} profile): queue age p99 ≤ {}, held p99 ≤ {}\n\n{}",
             names.join(" and "),
             args.profile.name(),
-            args.queue_age_p99,
-            args.held_p99,
+            scaling::explain::seconds(args.queue_age_p99),
+            scaling::explain::seconds(args.held_p99),
             table(&found)
         ))
     };
@@ -472,14 +468,11 @@ fn simulate(args: &SimulateArgs) -> ExitCode {
 }
 
 fn try_simulate(args: &SimulateArgs) -> Result<(), String> {
-    use scaling::simulate::{SimOptions, Simulation, Trace};
-    let input = args
-        .input
-        .clone()
-        .unwrap_or_else(|| format!("keda/input/{}.json", args.profile.name()).into());
+    use scaling::simulate::{SimOptions, Simulation};
+    let input = input_path(&args.input, args.profile);
     let functions = manifests::declarations();
     let (mut workloads, env) = host::scale::rendered_workloads(args.profile, &functions, &input)?;
-    let (shortened, hpa_sync) = args.timings.shortened()?;
+    let shortened = args.timings.shortened();
     for w in &mut workloads {
         let said = shortened.apply(w);
         if !said.is_empty() {
@@ -491,29 +484,19 @@ fn try_simulate(args: &SimulateArgs) -> Result<(), String> {
         }
     }
     let capacity = host::scale::CapacityFile::read(&args.capacity)?;
-    let text = std::fs::read_to_string(&args.trace)
-        .map_err(|e| format!("{}: {e}", args.trace.display()))?;
-    let trace = Trace::parse(&text).map_err(|e| format!("{}: {e}", args.trace.display()))?;
-    if !(args.pod_start_seconds.is_finite() && args.pod_start_seconds >= 0.0) {
-        return Err("--pod-start-seconds must be a number of seconds".to_owned());
-    }
+    let trace = read_trace(&args.trace)?;
     let mut options = SimOptions {
-        pod_start: std::time::Duration::from_secs_f64(args.pod_start_seconds),
-        tail: std::time::Duration::from_secs(args.tail_seconds),
+        pod_start: args.pod_start_seconds,
+        tail: Duration::from_secs(args.tail_seconds),
+        queue_stats_interval: args.queue_stats_seconds,
         ..SimOptions::default()
     };
     options.autoscaler.counts_locked = args.counts_locked;
-    if let Some(sync) = hpa_sync {
+    if let Some(sync) = args.timings.hpa_sync_seconds {
         options.autoscaler.hpa_sync = sync;
     }
-    if let Some(every) = args.queue_stats_seconds {
-        options.queue_stats_interval = Some(
-            std::time::Duration::try_from_secs_f64(every)
-                .map_err(|_| "--queue-stats-seconds must be a number of seconds".to_owned())?,
-        );
-    }
     if args.local_pods {
-        options.pod_start = std::time::Duration::ZERO;
+        options.pod_start = Duration::ZERO;
         options.readiness_probe = Some(host::scale::local::READINESS_PROBE);
     }
     let flows = host::scale::flows(&functions, &env);
@@ -654,9 +637,7 @@ fn dev() -> ExitCode {
 
 fn manifests(args: ManifestsArgs) -> ExitCode {
     let profile = args.profile;
-    let input = args
-        .input
-        .unwrap_or_else(|| format!("keda/input/{}.json", profile.name()).into());
+    let input = input_path(&args.input, profile);
     let out = args
         .out
         .unwrap_or_else(|| format!("keda/{}", profile.name()).into());

@@ -250,11 +250,6 @@ impl Simulation {
                 .iter()
                 .position(|g: &Function| g.flow.name == name)
         };
-        let consumer_of = |queue: &str| {
-            functions
-                .iter()
-                .position(|g: &Function| g.flow.queue.as_deref() == Some(queue))
-        };
         let links: Vec<(Vec<usize>, Vec<usize>)> = functions
             .iter()
             .map(|f| {
@@ -263,7 +258,7 @@ impl Simulation {
                 for emit in &f.flow.emits {
                     match emit {
                         Emit::Call(callee) => calls.extend(index_of(callee)),
-                        Emit::Message(queue) => sends.extend(consumer_of(queue)),
+                        Emit::Message(queue) => sends.extend(consumer(&functions, queue)),
                     }
                 }
                 (calls, sends)
@@ -380,7 +375,7 @@ impl Simulation {
                     })
                     .max()
                     .map(|(_, i)| i),
-                Target::Queue(q) => self.consumer(q),
+                Target::Queue(q) => consumer(&self.functions, q),
             };
             match found {
                 Some(i) => targets.push(i),
@@ -393,12 +388,6 @@ impl Simulation {
             problems.dedup();
             Err(problems.join("\n"))
         }
-    }
-
-    fn consumer(&self, queue: &str) -> Option<usize> {
-        self.functions
-            .iter()
-            .position(|f| f.flow.queue.as_deref() == Some(queue))
     }
 
     fn arrive(&mut self, fi: usize, at: Duration, parent: Option<(usize, u64)>) {
@@ -674,6 +663,13 @@ impl Pod {
     fn serving(&self, now: Duration) -> bool {
         self.stopping.is_none() && self.ready_at <= now
     }
+}
+
+/// The function that consumes `queue`, by index.
+fn consumer(functions: &[Function], queue: &str) -> Option<usize> {
+    functions
+        .iter()
+        .position(|f| f.flow.queue.as_deref() == Some(queue))
 }
 
 /// The smallest whole number of `period`s at or after `d` (a probe at 0, then every period).
