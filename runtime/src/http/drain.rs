@@ -23,6 +23,10 @@ pub const DRAIN_MAX_TIME: Duration = Duration::from_secs(5);
 
 /// Wraps `req`'s body so that, dropped unread, it is drained in the background.
 pub fn drain_unread_body(req: Request) -> Request {
+    // A request with no body (most GETs) has nothing to drain: left as it is, unwrapped.
+    if req.body().is_end_stream() {
+        return req;
+    }
     req.map(|body| Body::new(DrainOnDrop { inner: Some(body) }))
 }
 
