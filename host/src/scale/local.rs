@@ -21,15 +21,17 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use super::Shortened;
-use super::broker::Management;
 use super::interceptor::{self, Upstream};
 use super::replicas::ReplicaSet;
+use scaler::backlog::rabbitmq::Management;
 
 /// How often the rules and the replicas are looked at; a starting replica's `/readyz` is
 /// probed at each.
 const TICK: Duration = Duration::from_millis(10);
 /// How often a starting replica's readiness is probed (the simulator's `--local-pods`).
 pub const READINESS_PROBE: Duration = TICK;
+/// The longest a read of the management API may take.
+const MANAGEMENT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The hold at zero when an InterceptorRoute sets no readiness timeout (the add-on's
 /// default with a fallback; without one it has no dedicated limit).
 const DEFAULT_READINESS_TIMEOUT: Duration = Duration::from_secs(30);
@@ -232,7 +234,16 @@ pub async fn run(
                 s.autoscaler.wake(now, replicas, &mut signals)
             } else {
                 let queue = match (&s.queue, s.autoscaler.queue_read_due(now)) {
-                    (Some(q), true) => Some(management.queue_counts(q).await),
+                    (Some(q), true) => Some(
+                        management
+                            .queue_counts(q, MANAGEMENT_TIMEOUT)
+                            .await
+                            .map(|c| QueueCounts {
+                                active: c.ready,
+                                locked: c.unacknowledged,
+                            })
+                            .map_err(|e| e.to_string()),
+                    ),
                     _ => None,
                 };
                 let mut signals = LocalSignals {

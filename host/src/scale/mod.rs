@@ -2,7 +2,6 @@
 //! objects `fabrikam manifests` renders for a profile, how work flows between the
 //! registered functions, and each function's measured capacity.
 
-pub mod broker;
 pub mod interceptor;
 pub mod local;
 pub mod recommend;

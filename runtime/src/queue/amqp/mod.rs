@@ -14,10 +14,9 @@ pub mod settings;
 
 use std::sync::Arc;
 
-pub use auth::shared_access_signature;
+pub use auth::{CbsToken, JWT_TOKEN_TYPE, TokenSource, shared_access_signature};
 pub use settings::{AmqpSettings, Auth, ConnectionString, Transport};
 
-use self::auth::TokenSource;
 use self::connection::Connection;
 use super::{Broker, QueueError, QueueReceiver, QueueSender};
 
