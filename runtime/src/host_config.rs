@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::config::EnvReader;
 use crate::dispatch::DispatchOptions;
+use crate::dispatch::report::ReportOptions;
 use crate::queue::amqp::{AmqpBroker, Transport};
 use crate::queue::embedded::EmbeddedBroker;
 use crate::queue::{Broker, QueueSettings};
@@ -56,11 +57,13 @@ pub struct HostConfig {
     pub otlp: Option<OtlpSettings>,
     /// Where declared secrets come from (none locally).
     pub secrets: SecretsSettings,
+    /// The scaler a queue trigger reports its messages in flight to (`SCALER_URL`).
+    pub scaler_reports: Option<ReportOptions>,
 }
 
 impl HostConfig {
     /// Reads `HOST`, `PORT`, `HTTP_BODY_LIMIT_BYTES`, `SHUTDOWN_GRACE_SECONDS`, `QUEUE_*`,
-    /// `LOG_FORMAT`, the `OTEL_*` export variables ([`OtlpSettings::from_env`]), the
+    /// `LOG_FORMAT`, `SCALER_URL` and `POD_NAME` ([`ReportOptions::from_env`]), the `OTEL_*` export variables ([`OtlpSettings::from_env`]), the
     /// transport's variables ([`Transport::from_env`]) and the secret
     /// source's ([`SecretsSettings::from_env`]).
     pub fn from_env(r: &mut EnvReader<'_>) -> Self {
@@ -133,6 +136,7 @@ impl HostConfig {
             },
             otlp: OtlpSettings::from_env(r),
             secrets: SecretsSettings::from_env(r),
+            scaler_reports: ReportOptions::from_env(r),
         }
     }
 }

@@ -13,7 +13,8 @@ use tracing::{error, info};
 use crate::bindings::Bindings;
 use crate::config::{EnvReader, ProcessEnv};
 use crate::deploy::Deployment;
-use crate::dispatch::run_pump;
+use crate::dispatch::report::report_in_flight;
+use crate::dispatch::{InFlight, run_pump};
 use crate::function::Function;
 use crate::host_config::HostConfig;
 use crate::http::{HostContext, host_service, serve};
@@ -156,11 +157,27 @@ pub async fn start(
 
     if let Some(((queue_name, receiver), handler)) = queue {
         let options = host.dispatch;
+        let in_flight = InFlight::default();
+        if let Some(reports) = host.scaler_reports.clone() {
+            tasks.push(tokio::spawn(report_in_flight(
+                reports,
+                receiver.queue().to_owned(),
+                in_flight.subscribe(),
+            )));
+        }
         tasks.push(tokio::spawn(async move {
-            run_pump(receiver, handler, options, metrics, shutdown, move || {
-                info!(function = name, queue = %queue_name, "queue trigger receiving");
-                trigger_ready();
-            })
+            run_pump(
+                receiver,
+                handler,
+                options,
+                metrics,
+                shutdown,
+                in_flight,
+                move || {
+                    info!(function = name, queue = %queue_name, "queue trigger receiving");
+                    trigger_ready();
+                },
+            )
             .await;
         }));
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use runtime::MessageError;
 use runtime::client::Backoff;
-use runtime::dispatch::{DispatchOptions, QueueHandler, run_pump};
+use runtime::dispatch::{DispatchOptions, InFlight, QueueHandler, run_pump};
 use runtime::lifecycle::Shutdown;
 use runtime::queue::embedded::EmbeddedQueue;
 use runtime::queue::{OutgoingMessage, QueueSender, QueueSettings, ReceivedMessage};
@@ -45,6 +45,16 @@ fn start(
     handler: impl QueueHandler,
     options: DispatchOptions,
 ) -> (Shutdown, Metrics, JoinHandle<()>) {
+    start_counted(q, handler, options, InFlight::default())
+}
+
+/// As [`start`], counting what the pump holds in `in_flight`.
+fn start_counted(
+    q: &Arc<EmbeddedQueue>,
+    handler: impl QueueHandler,
+    options: DispatchOptions,
+    in_flight: InFlight,
+) -> (Shutdown, Metrics, JoinHandle<()>) {
     let shutdown = Shutdown::new();
     let metrics = Metrics::new("test").unwrap();
     let pump = tokio::spawn(run_pump(
@@ -53,6 +63,7 @@ fn start(
         options,
         metrics.clone(),
         shutdown.clone(),
+        in_flight,
         || {},
     ));
     (shutdown, metrics, pump)
@@ -98,7 +109,13 @@ async fn never_runs_more_than_the_concurrency_nor_locks_more_than_concurrency_pl
             }
         }
     };
-    let (shutdown, metrics, pump) = start(&q, handler, options(3, 2, Duration::from_secs(5)));
+    let in_flight = InFlight::default();
+    let (shutdown, metrics, pump) = start_counted(
+        &q,
+        handler,
+        options(3, 2, Duration::from_secs(5)),
+        in_flight.clone(),
+    );
     until("three handlers running", || {
         running.load(Ordering::SeqCst) == 3
     })
@@ -106,8 +123,14 @@ async fn never_runs_more_than_the_concurrency_nor_locks_more_than_concurrency_pl
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(running.load(Ordering::SeqCst), 3);
     assert_eq!(q.locked_count(), 5, "3 running + 2 prefetched");
+    assert_eq!(
+        in_flight.count(),
+        5,
+        "what the scaler is told: every lock held"
+    );
     gate.add_permits(100);
     until("all completed", || settled(&metrics, "completed") == 20).await;
+    until("nothing held", || in_flight.count() == 0).await;
     shutdown.trigger();
     pump.await.unwrap();
 }
@@ -214,10 +237,25 @@ async fn shutdown_releases_what_cannot_finish_in_time_so_nothing_is_lost() {
         tokio::time::sleep(Duration::from_secs(60)).await;
         Ok::<(), MessageError>(())
     };
-    let (shutdown, metrics, pump) = start(&q, handler, options(2, 2, Duration::from_millis(100)));
+    let in_flight = InFlight::default();
+    let mut reported = in_flight.subscribe();
+    let (shutdown, metrics, pump) = start_counted(
+        &q,
+        handler,
+        options(2, 2, Duration::from_millis(100)),
+        in_flight.clone(),
+    );
     until("four locked", || q.locked_count() == 4).await;
+    assert_eq!(in_flight.count(), 4);
+    drop(in_flight);
     shutdown.trigger();
     pump.await.unwrap();
+    assert_eq!(
+        *reported.borrow_and_update(),
+        0,
+        "a drained pump holds nothing"
+    );
+    assert!(reported.has_changed().is_err(), "and its count is closed");
     assert_eq!(q.locked_count(), 0);
     assert_eq!(q.active_count(), 4, "every message is back in the queue");
     assert_eq!(settled(&metrics, "completed"), 0);

@@ -18,6 +18,7 @@
 pub mod backlog;
 pub mod grpc;
 pub mod http;
+pub mod keda;
 pub mod metrics;
 pub mod queues;
 pub mod serve;

@@ -7,7 +7,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use runtime::dispatch::{DispatchOptions, run_pump};
+use runtime::dispatch::{DispatchOptions, InFlight, run_pump};
 use runtime::lifecycle::Shutdown;
 use runtime::queue::embedded::{EmbeddedQueue, MAX_DELIVERY_COUNT_EXCEEDED};
 use runtime::queue::{QueueSender, QueueSettings};
@@ -55,6 +55,7 @@ fn run(b: &Backends, max_delivery_count: u32) -> Running {
         options,
         metrics.clone(),
         shutdown.clone(),
+        InFlight::default(),
         || {},
     ));
     Running {

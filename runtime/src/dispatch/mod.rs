@@ -5,9 +5,11 @@
 //! [`policy`] maps its outcome to a settlement; the [`pump`] runs handlers with bounded
 //! concurrency and prefetch, renews locks while they run, and drains on shutdown.
 
+pub mod in_flight;
 pub mod layers;
 pub mod policy;
 pub mod pump;
+pub mod report;
 
 use std::future::Future;
 
@@ -15,6 +17,7 @@ use async_trait::async_trait;
 
 use crate::queue::ReceivedMessage;
 
+pub use in_flight::InFlight;
 pub use policy::{Outcome, Settlement};
 pub use pump::{DispatchOptions, run_pump};
 

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use tracing::{Instrument, info, warn};
 
 use super::QueueHandler;
+use super::in_flight::{HeldMessage, InFlight};
 use super::layers::{self, Stops, trace::TracedService};
 use super::policy::{Settlement, settlement_for};
 use crate::client::Backoff;
@@ -66,11 +67,13 @@ impl Default for DispatchOptions {
     }
 }
 
-/// A locked message waiting for a handler; owns its slot and its lock renewal.
+/// A locked message waiting for a handler; owns its slot, its lock renewal and its place
+/// in the in-flight count.
 struct Locked {
     message: ReceivedMessage,
     _slot: OwnedSemaphorePermit,
     renewal: RenewalGuard,
+    _held: HeldMessage,
 }
 
 /// Stops renewing a lock when dropped.
@@ -83,13 +86,14 @@ impl Drop for RenewalGuard {
 }
 
 /// Runs the trigger until `shutdown` trips and the drain is over. `on_ready` is called once
-/// the pump is receiving.
+/// the pump is receiving. `in_flight` counts every message from its lock to its settlement.
 pub async fn run_pump(
     receiver: Arc<dyn QueueReceiver>,
     handler: Arc<dyn QueueHandler>,
     options: DispatchOptions,
     metrics: Metrics,
     shutdown: Shutdown,
+    in_flight: InFlight,
     on_ready: impl FnOnce(),
 ) {
     let concurrency = options.max_concurrency.max(1);
@@ -116,6 +120,7 @@ pub async fn run_pump(
         options,
         metrics.clone(),
         shutdown.clone(),
+        in_flight,
     ));
     on_ready();
 
@@ -187,6 +192,7 @@ async fn fetch_loop(
     options: DispatchOptions,
     metrics: Metrics,
     shutdown: Shutdown,
+    in_flight: InFlight,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -225,6 +231,7 @@ async fn fetch_loop(
                         message,
                         _slot: slot,
                         renewal,
+                        _held: in_flight.hold(),
                     };
                     if let Err(unsent) = tx.send(locked) {
                         release(&*receiver, unsent.0, &metrics).await;
