@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::explain::{Change, Rule};
 use crate::hpa::{Hpa, Observed, SYNC_PERIOD};
 use crate::http_addon::{AddonScaler, Counters, STREAM_PERIOD};
+use crate::in_flight::{InFlightReading, InFlightScaler};
 use crate::keda::{ScaleLoop, ScalerAnswer};
 use crate::objects::{TriggerKind, Workload};
 use crate::servicebus::{QueueCounts, ServiceBusScaler};
@@ -46,6 +47,8 @@ pub trait Signals {
     fn queue(&mut self, queue: &str) -> Result<QueueCounts, String>;
     /// The interceptor's counters for the route.
     fn interceptor(&mut self, route: &str) -> Counters;
+    /// The host's scaler's figures for `queue` (one GetMetrics call).
+    fn in_flight(&mut self, queue: &str) -> Result<InFlightReading, String>;
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +60,10 @@ enum Scaler {
     Addon {
         route: String,
         scaler: AddonScaler,
+    },
+    InFlight {
+        queue: String,
+        scaler: InFlightScaler,
     },
 }
 
@@ -100,6 +107,10 @@ impl Autoscaler {
                         scaler,
                     });
                 }
+                TriggerKind::InFlight { queue, target, .. } => scalers.push(Scaler::InFlight {
+                    queue: queue.clone(),
+                    scaler: InFlightScaler::new(i, queue, *target, t.metric_type),
+                }),
                 TriggerKind::ExternalPush { .. } => {
                     if let Some(route) = &workload.route {
                         scalers.push(Scaler::Addon {
@@ -149,6 +160,31 @@ impl Autoscaler {
             .iter()
             .any(|s| matches!(s, Scaler::ServiceBus { .. }));
         reads_queue && (now >= self.next_tick || now >= self.next_sync)
+    }
+
+    /// The queue whose host scaler this workload follows (an `external-push` trigger to
+    /// `fabrikam scaler`), if any: the caller feeds its pushes to [`Self::push`].
+    pub fn in_flight_queue(&self) -> Option<&str> {
+        self.scalers.iter().find_map(|s| match s {
+            Scaler::InFlight { queue, .. } => Some(queue.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Whether a step at `now` will ask the host's scaler (a loop tick or an HPA sync is
+    /// due), so a caller whose call is asynchronous can make it first.
+    pub fn in_flight_read_due(&self, now: Duration) -> bool {
+        self.in_flight_queue().is_some() && (now >= self.next_tick || now >= self.next_sync)
+    }
+
+    /// The host's scaler pushed `true` on StreamIsActive: KEDA requests the scale at once
+    /// (0→1, or a fresh `LastActiveTime`).
+    pub fn push(&mut self, now: Duration, replicas: Replicas, why: &str) -> Vec<Change> {
+        self.keda
+            .push(now, replicas.spec, why)
+            .change
+            .into_iter()
+            .collect()
     }
 
     /// A request is held at the interceptor: the add-on's scalers sample the counters now
@@ -266,6 +302,9 @@ impl Autoscaler {
                     answers.push(scaler.answer(signals.queue(queue)));
                 }
                 Scaler::Addon { scaler, .. } => answers.push(scaler.answer(now)),
+                Scaler::InFlight { queue, scaler } => {
+                    answers.push(scaler.answer(signals.in_flight(queue)));
+                }
             }
         }
         answers

@@ -14,7 +14,8 @@
 //!   defaults;
 //! - [`keda`]: KEDA's loop (activation, `LastActiveTime`, cooldown, fallback);
 //! - [`hpa`]: the HPA's sync (proposals, tolerance, both normalisation paths);
-//! - [`servicebus`], [`http_addon`]: the two scalers;
+//! - [`servicebus`], [`http_addon`], [`in_flight`]: the scalers (the last is the host's
+//!   own, `fabrikam scaler`);
 //! - [`autoscaler`]: the clocks of all of them for one workload;
 //! - [`explain`]: the log of changes;
 //! - [`simulate`]: traces, the replica and queue model, the report and its plots.
@@ -24,6 +25,7 @@ mod duration;
 pub mod explain;
 pub mod hpa;
 pub mod http_addon;
+pub mod in_flight;
 pub mod keda;
 pub mod objects;
 pub mod servicebus;

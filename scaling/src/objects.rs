@@ -92,6 +92,13 @@ pub enum TriggerKind {
         message_count: f64,
         activation_message_count: f64,
     },
+    /// `external-push` to the host's own scaler (`fabrikam scaler`) for `queue`: backlog +
+    /// in flight against `target` per replica.
+    InFlight {
+        scaler_address: String,
+        queue: String,
+        target: f64,
+    },
     /// `external-push`: the HTTP add-on's scaler for `interceptor_route`, or another
     /// external scaler at `scaler_address`.
     ExternalPush {
@@ -106,6 +113,7 @@ impl Trigger {
     pub fn metric_name(&self, index: usize) -> String {
         match &self.kind {
             TriggerKind::ServiceBus { queue, .. } => format!("s{index}-azure-servicebus-{queue}"),
+            TriggerKind::InFlight { queue, .. } => format!("s{index}-queue-{queue}"),
             TriggerKind::ExternalPush {
                 interceptor_route: Some(route),
                 ..
@@ -196,7 +204,7 @@ pub fn read_objects(objects: &[Value]) -> Result<Vec<Workload>, ObjectError> {
             TriggerKind::ExternalPush {
                 interceptor_route, ..
             } => interceptor_route.clone(),
-            TriggerKind::ServiceBus { .. } => None,
+            TriggerKind::ServiceBus { .. } | TriggerKind::InFlight { .. } => None,
         });
         let route = route_name.and_then(|r| match routes.get(&r) {
             Some(o) => Some(route(o, &mut p)),
@@ -400,6 +408,25 @@ fn trigger(t: &Value, index: usize, p: &mut Problems) -> Option<Trigger> {
                 ),
             }
         }
+        Some("external-push") if metadata["queueName"].is_string() => TriggerKind::InFlight {
+            scaler_address: metadata["scalerAddress"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            queue: metadata["queueName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            target: if metadata["targetSize"].is_null() {
+                p.push(format!(
+                    "{} is missing (the scaler refuses a trigger without it)",
+                    field("metadata.targetSize")
+                ));
+                1.0
+            } else {
+                p.number(&metadata["targetSize"], &field("metadata.targetSize"), 1.0)
+            },
+        },
         Some("external-push") => TriggerKind::ExternalPush {
             scaler_address: metadata["scalerAddress"]
                 .as_str()

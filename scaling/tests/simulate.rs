@@ -89,6 +89,7 @@ fn capacity() -> BTreeMap<String, Capacity> {
     let c = |per_second, ms| Capacity {
         per_second,
         cold_start: Duration::from_millis(ms),
+        latency: Duration::ZERO,
     };
     BTreeMap::from([
         ("front".to_owned(), c(400.0, 50)),

@@ -15,6 +15,7 @@ use runtime::lifecycle::Shutdown;
 use scaling::autoscaler::{Autoscaler, Options, Signals};
 use scaling::explain::{Change, seconds};
 use scaling::http_addon::Counters;
+use scaling::in_flight::InFlightReading;
 use scaling::objects::Workload;
 use scaling::servicebus::QueueCounts;
 use tokio::net::TcpListener;
@@ -67,6 +68,8 @@ struct Scaled {
 struct LocalSignals<'a> {
     queue: Option<Result<QueueCounts, String>>,
     upstream: Option<&'a Upstream>,
+    /// The scaler's answer, asked over gRPC just before the step.
+    in_flight: Option<Result<InFlightReading, String>>,
 }
 
 impl Signals for LocalSignals<'_> {
@@ -78,6 +81,12 @@ impl Signals for LocalSignals<'_> {
 
     fn interceptor(&mut self, _: &str) -> Counters {
         self.upstream.map(Upstream::counters).unwrap_or_default()
+    }
+
+    fn in_flight(&mut self, _: &str) -> Result<InFlightReading, String> {
+        self.in_flight
+            .clone()
+            .unwrap_or_else(|| Err("the scaler was not asked".to_owned()))
     }
 }
 
@@ -174,7 +183,8 @@ pub async fn run(
             .triggers
             .iter()
             .find_map(|t| match &t.kind {
-                scaling::objects::TriggerKind::ServiceBus { queue, .. } => Some(queue.clone()),
+                scaling::objects::TriggerKind::ServiceBus { queue, .. }
+                | scaling::objects::TriggerKind::InFlight { queue, .. } => Some(queue.clone()),
                 scaling::objects::TriggerKind::ExternalPush { .. } => None,
             });
         scaled.push(Scaled {
@@ -230,6 +240,7 @@ pub async fn run(
                 let mut signals = LocalSignals {
                     queue: None,
                     upstream: s.upstream.as_deref(),
+                    in_flight: None,
                 };
                 s.autoscaler.wake(now, replicas, &mut signals)
             } else {
@@ -249,6 +260,7 @@ pub async fn run(
                 let mut signals = LocalSignals {
                     queue,
                     upstream: s.upstream.as_deref(),
+                    in_flight: None,
                 };
                 s.autoscaler.step(now, replicas, &mut signals)
             };

@@ -179,6 +179,8 @@ impl CapacityFile {
                     Capacity {
                         per_second,
                         cold_start: Duration::from_secs_f64(c.cold_start_ms.max(0.0) / 1000.0),
+                        // Measured at the CPU limit: the units are CPU-bound.
+                        latency: Duration::ZERO,
                     },
                 )
             })

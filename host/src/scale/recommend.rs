@@ -61,6 +61,7 @@ pub fn settings(w: &Workload) -> Option<Settings> {
     let so = &w.scaled_object;
     let target = so.triggers.iter().find_map(|t| match &t.kind {
         TriggerKind::ServiceBus { message_count, .. } => Some(*message_count),
+        TriggerKind::InFlight { target, .. } => Some(*target),
         TriggerKind::ExternalPush { .. } => w
             .route
             .as_ref()
@@ -78,8 +79,10 @@ fn apply(w: &mut Workload, s: Settings) {
     so.max_replicas = s.max_replicas;
     so.cooldown = s.cooldown;
     for t in &mut so.triggers {
-        if let TriggerKind::ServiceBus { message_count, .. } = &mut t.kind {
-            *message_count = s.target_per_replica;
+        match &mut t.kind {
+            TriggerKind::ServiceBus { message_count, .. } => *message_count = s.target_per_replica,
+            TriggerKind::InFlight { target, .. } => *target = s.target_per_replica,
+            TriggerKind::ExternalPush { .. } => {}
         }
     }
     if let Some(rate) = w.route.as_mut().and_then(|r| r.request_rate.as_mut()) {
@@ -280,6 +283,7 @@ mod tests {
                 let c = Capacity {
                     per_second: if f.queue.is_some() { 20.0 } else { 500.0 },
                     cold_start: Duration::from_millis(50),
+                    latency: Duration::ZERO,
                 };
                 (f.name.clone(), c)
             })

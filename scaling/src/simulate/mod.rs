@@ -33,6 +33,7 @@ pub use trace::{Target, Trace};
 
 use crate::autoscaler::{Autoscaler, Options, Replicas, Signals};
 use crate::http_addon::Counters;
+use crate::in_flight::{InFlightModel, InFlightReading};
 use crate::objects::Workload;
 use crate::servicebus::QueueCounts;
 
@@ -66,6 +67,9 @@ pub struct Capacity {
     pub per_second: f64,
     /// From the process starting to it answering `/readyz`.
     pub cold_start: Duration,
+    /// How long a unit keeps its handler slot after its CPU work, waiting on something the
+    /// flow does not model as a call (a slow downstream, a timer). Zero for CPU-bound work.
+    pub latency: Duration,
 }
 
 /// Settings of the model that neither the objects nor the measurements carry.
@@ -85,6 +89,10 @@ pub struct SimOptions {
     /// (RabbitMQ's management API: `collect_statistics_interval`, 5 s by default); `None`
     /// reads them as they are.
     pub queue_stats_interval: Option<Duration>,
+    /// The host's scaler (`fabrikam scaler`): how often it reads a backlog, and how often it
+    /// pushes `true` while a queue stays busy.
+    pub scaler_poll: Duration,
+    pub scaler_keepalive: Duration,
     pub autoscaler: Options,
 }
 
@@ -96,6 +104,8 @@ impl Default for SimOptions {
             tail: Duration::from_secs(900),
             readiness_probe: None,
             queue_stats_interval: None,
+            scaler_poll: Duration::from_secs(1),
+            scaler_keepalive: Duration::from_secs(5),
             autoscaler: Options::default(),
         }
     }
@@ -123,6 +133,8 @@ struct Function {
     busy: u64,
     /// The queue's counts as the broker last published them (with a statistics interval).
     published: QueueCounts,
+    /// The host's scaler, when the workload has an `external-push` trigger to it.
+    in_flight: Option<InFlightModel>,
 }
 
 #[derive(Debug, Clone)]
@@ -204,11 +216,11 @@ impl Simulation {
             match capacity.get(&w.name) {
                 Some(cap) if cap.per_second > 0.0 => {
                     let min = w.scaled_object.min_replicas;
-                    autoscalers.push(Autoscaler::new(
-                        w.clone(),
-                        options.autoscaler,
-                        Duration::ZERO,
-                    ));
+                    let autoscaler = Autoscaler::new(w.clone(), options.autoscaler, Duration::ZERO);
+                    let in_flight = autoscaler.in_flight_queue().map(|_| {
+                        InFlightModel::with(options.scaler_poll, options.scaler_keepalive)
+                    });
+                    autoscalers.push(autoscaler);
                     functions.push(Function {
                         flow: flow.clone(),
                         capacity: *cap,
@@ -224,6 +236,7 @@ impl Simulation {
                         report: FunctionReport::new(&flow.name),
                         busy: 0,
                         published: QueueCounts::default(),
+                        in_flight,
                     });
                 }
                 Some(_) => problems.push(format!("{}: capacity must be above 0", w.name)),
@@ -441,7 +454,7 @@ impl Simulation {
                 },
             );
             f.busy += 1;
-            let done = pod.cpu_free_at;
+            let done = pod.cpu_free_at + f.capacity.latency;
             self.events
                 .push(Reverse((done, Event::CpuDone(fi, pod_id, unit_id))));
         }
@@ -557,11 +570,28 @@ impl Simulation {
             }
         }
         for fi in 0..self.functions.len() {
+            let mut changes = Vec::new();
+            let before_push = self.replicas(fi);
+            let f = &mut self.functions[fi];
+            let live = QueueCounts {
+                // The scaler reads the broker's published backlog; replicas report at once.
+                active: f.published.active,
+                locked: f.busy,
+            };
+            if let Some(model) = &mut f.in_flight {
+                model.observe(now, live);
+                if let Some(why) = model.push(now) {
+                    changes = self.autoscalers[fi].push(now, before_push, &why);
+                    if let Some(last) = changes.last() {
+                        f.spec = last.to;
+                    }
+                }
+            }
             let replicas = self.replicas(fi);
             let mut signals = SimSignals {
                 functions: &self.functions,
             };
-            let changes = self.autoscalers[fi].step(now, replicas, &mut signals);
+            changes.extend(self.autoscalers[fi].step(now, replicas, &mut signals));
             for change in changes {
                 if change.from == 0 && change.to > 0 {
                     self.functions[fi].report.activations += 1;
@@ -702,6 +732,16 @@ impl Signals for SimSignals<'_> {
             .iter()
             .find(|f| f.flow.queue.as_deref() == Some(queue));
         Ok(f.map(|f| f.published).unwrap_or_default())
+    }
+
+    fn in_flight(&mut self, queue: &str) -> Result<InFlightReading, String> {
+        let f = self
+            .functions
+            .iter()
+            .find(|f| f.flow.queue.as_deref() == Some(queue));
+        f.and_then(|f| f.in_flight.as_ref())
+            .map(InFlightModel::reading)
+            .ok_or_else(|| format!("no scaler follows queue {queue}"))
     }
 
     fn interceptor(&mut self, route: &str) -> Counters {
