@@ -389,6 +389,25 @@ resource kedaFederation 'Microsoft.ManagedIdentity/userAssignedIdentities/federa
   }
 }
 
+// The host's own KEDA external scaler (keda/<profile>/scaler.yaml, one per namespace) signs
+// in with its own identity to read the scaled queues' runtime properties.
+resource scalerIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: '${namePrefix}-scaler-id'
+  location: location
+}
+
+resource scalerFederation 'Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials@2023-01-31' = {
+  parent: scalerIdentity
+  name: 'fabrikam-scaler'
+  properties: {
+    issuer: aks.outputs.oidcIssuerUrl
+    subject: 'system:serviceaccount:${kubernetesNamespace}:fabrikam-scaler'
+    audiences: [
+      'api://AzureADTokenExchange'
+    ]
+  }
+}
+
 // Each function's role on the queues it sends to or receives from, as its declaration says.
 module functionQueueRoles 'modules/queue-access.bicep' = [for r in registry.queueRoles: {
   name: 'queue-${r.function}-${r.role}-${r.queue}'
@@ -411,6 +430,17 @@ module kedaReadsQueue 'modules/queue-access.bicep' = [for queue in registry.scal
   }
 }]
 
+// The scaler reads the same counters KEDA does, on the same queues.
+module scalerReadsQueue 'modules/queue-access.bicep' = [for queue in registry.scaledQueues: {
+  name: 'queue-scaler-metrics-${queue}'
+  params: {
+    namespaceName: serviceBus.outputs.namespaceName
+    queueName: queue
+    principalId: scalerIdentity.properties.principalId
+    access: 'MetricsReader'
+  }
+}]
+
 // The values keda/ needs for this environment: `fabrikam manifests --outputs` reads them into
 // its input (keda/README.md maps each one).
 output tenantId string = tenantId
@@ -425,6 +455,7 @@ output serviceBusNamespace string = serviceBus.outputs.fullyQualifiedNamespace
 output queueNames array = registry.queues
 output redisHost string = redis.outputs.hostName
 output kedaClientId string = kedaIdentity.properties.clientId
+output scalerClientId string = scalerIdentity.properties.clientId
 output functionIdentities array = [for (f, i) in functions: {
   name: f.name
   clientId: function[i].outputs.clientId
@@ -436,6 +467,8 @@ output functionIdentities array = [for (f, i) in functions: {
 // credentials.
 output oidcIssuerUrl string = aks.outputs.oidcIssuerUrl
 output kedaPrincipalId string = kedaIdentity.properties.principalId
+output scalerPrincipalId string = scalerIdentity.properties.principalId
+output scalerIdentityName string = scalerIdentity.name
 output serviceBusNamespaceName string = serviceBus.outputs.namespaceName
 // The way in: the gateway's public address (the DNS record of ingressHostName points at it),
 // and where the ingress certificate lives.

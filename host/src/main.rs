@@ -712,7 +712,11 @@ fn images(args: ImagesArgs) -> ExitCode {
         ca_version: args.ca_version,
     };
     let functions = manifests::declarations();
-    let names: Vec<&str> = functions.iter().map(|f| f.name.as_str()).collect();
+    let mut names: Vec<&str> = functions.iter().map(|f| f.name.as_str()).collect();
+    // The queue functions' KEDA scaler ships beside them (keda/<profile>/scaler.yaml).
+    if functions.iter().any(|f| f.queue_trigger().is_some()) {
+        names.push(images::SCALER_IMAGE);
+    }
     match images::build(&names, &options) {
         Ok(catalog) => {
             for image in &catalog.images {

@@ -130,6 +130,11 @@ def load_facts(root=ROOT):
         sorted(registry["scaledQueues"]) if accessor_path(detail["array_name"]) == "registry.scaledQueues"
         else detail["array_name"], "infra/main.bicep kedaReadsQueue, the queues KEDA's identity may read")
 
+    detail, _ = loop(main, "modules", "scalerReadsQueue")
+    facts["queues.scaler_role"] = Fact(
+        sorted(registry["scaledQueues"]) if accessor_path(detail["array_name"]) == "registry.scaledQueues"
+        else detail["array_name"], "infra/main.bicep scalerReadsQueue, the queues the scaler's identity may read")
+
     facts["roles.declared"] = Fact(sorted(
         [[d["name"], q, "Receiver"] for d in decls for q in queues_of(d)[0]]
         + [[d["name"], q, "Sender"] for d in decls for q in queues_of(d)[1]]), DECLARED + ", who receives and sends")
@@ -162,8 +167,11 @@ def load_facts(root=ROOT):
         function_name = name if accessor_path(passed["functionName"]) == "f.name" else passed["functionName"]
         subjects.append(template.replace("${kubernetesNamespace}", str(namespace_given))
                         .replace("${functionName}", str(function_name)))
+    scaler_subject = main["resources"]["scalerFederation"]["config"]["properties"]["subject"]
+    subjects.append(scaler_subject.replace("${kubernetesNamespace}", str(params["kubernetesNamespace"]["default"])))
     facts["subjects.bicep"] = Fact(sorted(subjects),
-                                   "infra/modules/function.bicep federated credential subjects (as infra/main.bicep fills them)")
+                                   "infra/modules/function.bicep federated credential subjects (as infra/main.bicep "
+                                   "fills them), and infra/main.bicep scalerFederation's")
     facts["keda.subject.bicep"] = Fact(
         main["resources"]["kedaFederation"]["config"]["properties"]["subject"],
         "infra/main.bicep kedaFederation subject")
@@ -202,10 +210,10 @@ def load_facts(root=ROOT):
             for d in deployments
             if d["spec"]["template"]["spec"]["serviceAccountName"] in accounts),
             f"{place}, each Deployment's ServiceAccount")
-        servicebus = [o for o in kind("ScaledObject") if o["spec"]["triggers"][0]["type"] == "azure-servicebus"]
+        servicebus = [t for o in kind("ScaledObject") for t in o["spec"]["triggers"] if t["type"] == "azure-servicebus"]
         facts[f"queues.scaled.{profile}"] = Fact(
-            sorted({o["spec"]["triggers"][0]["metadata"]["queueName"] for o in servicebus}),
-            f"{place}, the azure-servicebus ScaledObjects' queueName")
+            sorted({t["metadata"]["queueName"] for t in servicebus}),
+            f"{place}, the azure-servicebus triggers' queueName")
         facts[f"queues.env.{profile}"] = Fact(sorted({
             e["value"] for d in deployments for e in d["spec"]["template"]["spec"]["containers"][0]["env"]
             if e["name"] == "QUEUE_NAME"}), f"{place}, the Deployments' QUEUE_NAME")
@@ -225,7 +233,9 @@ def load_facts(root=ROOT):
             name: a["metadata"]["annotations"]["azure.workload.identity/client-id"] for name, a in accounts.items()},
             f"{place}, the ServiceAccounts' client-id")
         facts[f"clients.input.{profile}"] = Fact({
-            name: f["clientId"] for name, f in env["functions"].items()}, f"keda/input/{profile}.json functions.*.clientId")
+            **{name: f["clientId"] for name, f in env["functions"].items()},
+            "fabrikam-scaler": env["scalerClientId"]},
+            f"keda/input/{profile}.json functions.*.clientId and scalerClientId")
         facts[f"keda.identity.manifests.{profile}"] = Fact(
             sorted({o["spec"]["podIdentity"]["identityId"] for o in kind("TriggerAuthentication")}),
             f"{place}, the TriggerAuthentications' identityId")
@@ -242,8 +252,8 @@ def load_facts(root=ROOT):
              "namespace": APP_ROUTING["namespace"] if APP_ROUTING["namespace"] in routing_from else routing_from},
             f"{place}, the Ingress's class and the network policy letting the controller in")
         external = next(o for o in kind("Service") if o["spec"].get("type") == "ExternalName")
-        scalers = {o["spec"]["triggers"][0]["metadata"]["scalerAddress"] for o in kind("ScaledObject")
-                   if o["spec"]["triggers"][0]["type"] == "external-push"}
+        scalers = {t["metadata"]["scalerAddress"] for o in kind("ScaledObject") for t in o["spec"]["triggers"]
+                   if "interceptorRoute" in t["metadata"]}
         add_on_namespaces = {external["spec"]["externalName"].split(".")[1]} | {s.split(".")[1].split(":")[0] for s in scalers}
         facts[f"httpaddon.{profile}"] = Fact(
             add_on_namespaces.pop() if len(add_on_namespaces) == 1 else sorted(add_on_namespaces),
@@ -274,6 +284,7 @@ CHECKS = [
     ("the queues", "queues.declared", "queues.infra", equal),
     ("the queues infra creates", "queues.infra", "queues.bicep", equal),
     ("the queues KEDA may read", "queues.triggers", "queues.keda_role", equal),
+    ("the queues the scaler may read", "queues.triggers", "queues.scaler_role", equal),
     ("who sends and receives", "roles.declared", "roles.infra", equal),
     ("the role definitions", "roles.built_in", "roles.ids", equal),
     ("each function's secrets", "secrets.declared", "secrets.infra", equal),
@@ -385,6 +396,9 @@ FILE_EDITS = [
      "param kubernetesNamespace string = 'apps'", "the federated subjects (dev)"),
     ("infra/modules/function.bicep", ":${functionName}'", ":fn-${functionName}'", "the federated subjects (prod)"),
     ("infra/main.bicep", "kube-system:keda-operator", "keda:keda-operator", "KEDA's federated subject"),
+    ("infra/main.bicep", "${kubernetesNamespace}:fabrikam-scaler'", "${kubernetesNamespace}:scaler'",
+     "the federated subjects (dev)"),
+    ("keda/input/prod.json", '"scalerClientId": "', '"scalerClientId": "x', "each function's identity (prod)"),
     ("infra/main.bicep", "'Redis-AccessKey': redis", "'Redis-Key': redis", "the secrets infra can fill"),
     ("infra/modules/queue-access.bicep", "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39",
      "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0", "the role definitions"),

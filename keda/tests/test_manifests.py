@@ -24,6 +24,12 @@ import yaml
 KEDA = pathlib.Path(__file__).resolve().parent.parent
 CRDS = KEDA / "tests" / "crds"
 KUBERNETES_VERSION = "1.33.0"
+# The host's own KEDA external scaler, one per namespace (keda/<profile>/scaler.yaml).
+SCALER = "fabrikam-scaler"
+
+
+def function_deployments(objects):
+    return [o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] != SCALER]
 
 
 def folders():
@@ -100,15 +106,16 @@ class GeneratedManifests(unittest.TestCase):
             kinds = {}
             for o in objects:
                 kinds.setdefault(o["kind"], []).append(o["metadata"]["name"])
+            functions = [n for n in kinds["Deployment"] if n != SCALER]
             with self.subTest(folder=name):
-                self.assertEqual(len(kinds["Deployment"]), 5, kinds)
-                self.assertEqual(sorted(kinds["ScaledObject"]), sorted(kinds["Deployment"]))
+                self.assertEqual(len(functions), 5, kinds)
+                self.assertIn(SCALER, kinds["Deployment"], "the queue function's scaler")
+                self.assertEqual(sorted(kinds["ScaledObject"]), sorted(functions))
                 self.assertEqual(len(kinds["InterceptorRoute"]), 4)
                 self.assertNotIn("HTTPScaledObject", kinds)
-                self.assertEqual(
-                    len(kinds.get("PodDisruptionBudget", [])),
-                    5 if profile == "prod" else 0,
-                )
+                budgets = [n for n in kinds.get("PodDisruptionBudget", []) if n != SCALER]
+                self.assertEqual(len(budgets), 5 if profile == "prod" else 0)
+                self.assertIn(SCALER, kinds["PodDisruptionBudget"])
 
     def test_custom_resources_match_their_crds_with_unknown_fields_refused(self):
         checked = 0
@@ -166,8 +173,13 @@ class GeneratedManifests(unittest.TestCase):
                     self.assertEqual(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault")
                     self.assertTrue(container["securityContext"]["readOnlyRootFilesystem"])
                     self.assertFalse(container["securityContext"]["allowPrivilegeEscalation"])
-                    grace = int(next(e["value"] for e in container["env"] if e["name"] == "SHUTDOWN_GRACE_SECONDS"))
-                    self.assertGreater(pod["terminationGracePeriodSeconds"], grace)
+                    env = {e["name"]: e.get("value") for e in container["env"]}
+                    if d["metadata"]["name"] != SCALER:
+                        grace = int(env["SHUTDOWN_GRACE_SECONDS"])
+                        self.assertGreater(pod["terminationGracePeriodSeconds"], grace)
+                    if "QUEUE_HANDLER_TIMEOUT_SECONDS" in env:
+                        # A scale-in lets a handler that has just started run to its timeout.
+                        self.assertGreaterEqual(grace, int(env["QUEUE_HANDLER_TIMEOUT_SECONDS"]))
                     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
                         self.assertIn(probe, container)
             for s in by_kind("ScaledObject"):
@@ -251,7 +263,8 @@ class GeneratedManifests(unittest.TestCase):
 
     def test_replicas_spread_over_zones_then_nodes(self):
         for name, objects in self.objects.items():
-            for d in (o for o in objects if o["kind"] == "Deployment"):
+            # The scaler runs one replica on purpose (scaler.yaml says why): nothing to spread.
+            for d in function_deployments(objects):
                 with self.subTest(rendering=name, deployment=d["metadata"]["name"]):
                     spread = d["spec"]["template"]["spec"]["topologySpreadConstraints"]
                     self.assertEqual([c["topologyKey"] for c in spread],
@@ -264,7 +277,7 @@ class GeneratedManifests(unittest.TestCase):
         for name, objects in self.objects.items():
             given = self.committed_input(name)
             policies = [o for o in objects if o["kind"] == "NetworkPolicy" and o["metadata"]["name"].endswith("-egress-azure")]
-            self.assertEqual(len(policies), 5)
+            self.assertEqual(len(policies), 5 + 1, "each function's, and the scaler's")
             for p in policies:
                 with self.subTest(rendering=name, policy=p["metadata"]["name"]):
                     blocks = [t["ipBlock"]["cidr"] for t in p["spec"]["egress"][0]["to"]]
@@ -298,9 +311,12 @@ class GeneratedManifests(unittest.TestCase):
                         and any(path.startswith(p["value"]) for p in rule.get("paths", []))]
 
             with self.subTest(folder=name):
+                def http_scaled(so):
+                    return "interceptorRoute" in so["spec"]["triggers"][0]["metadata"]
+
                 for so in by_kind("ScaledObject").values():
                     trigger = so["spec"]["triggers"][0]
-                    if trigger["type"] != "external-push":
+                    if not http_scaled(so):
                         continue
                     route = routes[trigger["metadata"]["interceptorRoute"]]
                     self.assertEqual(route["spec"]["target"]["service"], so["spec"]["scaleTargetRef"]["name"])
@@ -308,8 +324,7 @@ class GeneratedManifests(unittest.TestCase):
                     self.assertTrue(trigger["metadata"]["scalerAddress"].startswith(
                         "keda-add-ons-http-external-scaler."))
                 self.assertEqual(len(routes), sum(
-                    1 for so in by_kind("ScaledObject").values()
-                    if so["spec"]["triggers"][0]["type"] == "external-push"))
+                    1 for so in by_kind("ScaledObject").values() if http_scaled(so)))
                 ingress = next(iter(by_kind("Ingress").values()))
                 backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"]
                 self.assertEqual(services[backend]["spec"]["type"], "ExternalName")
@@ -325,6 +340,50 @@ class GeneratedManifests(unittest.TestCase):
                             for route, o in routes.items():
                                 hosts = {h for rule in o["spec"]["rules"] for h in rule["hosts"]}
                                 self.assertIn(host, hosts, f"{e['name']}: {route} is not on {host}")
+
+
+    def test_queue_functions_scale_on_their_own_scaler_with_the_queue_as_fallback(self):
+        """A queue function's ScaledObject asks this namespace's scaler first (external-push,
+        backlog + in flight) and keeps azure-servicebus on the same queue beside it; the
+        scaler serves exactly those queues; the function reports to it; the policies let
+        KEDA and the reports in."""
+        for name, objects in self.objects.items():
+            by_kind = lambda kind: {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+            scaler = by_kind("Deployment")[SCALER]
+            scaler_env = {e["name"]: e.get("value") for e in scaler["spec"]["template"]["spec"]["containers"][0]["env"]}
+            namespace = scaler["metadata"]["namespace"]
+            served = set(scaler_env["SCALER_QUEUES"].split(","))
+            with self.subTest(rendering=name):
+                self.assertEqual(scaler["spec"]["replicas"], 1)
+                self.assertEqual(scaler["spec"]["strategy"]["type"], "Recreate")
+                queues = set()
+                for so in by_kind("ScaledObject").values():
+                    types = [t["type"] for t in so["spec"]["triggers"]]
+                    if "azure-servicebus" not in types:
+                        continue
+                    pushed, polled = so["spec"]["triggers"]
+                    self.assertEqual((pushed["type"], polled["type"]), ("external-push", "azure-servicebus"))
+                    self.assertEqual(pushed["metadata"]["scalerAddress"], f"{SCALER}.{namespace}.svc.cluster.local:9090")
+                    self.assertEqual(pushed["metadata"]["queueName"], polled["metadata"]["queueName"])
+                    self.assertEqual(pushed["metadata"]["targetSize"], polled["metadata"]["messageCount"])
+                    self.assertEqual(so["spec"]["fallback"]["behavior"], "currentReplicasIfHigher")
+                    queues.add(pushed["metadata"]["queueName"])
+                    function = by_kind("Deployment")[so["spec"]["scaleTargetRef"]["name"]]
+                    env = function["spec"]["template"]["spec"]["containers"][0]["env"]
+                    self.assertIn({"name": "SCALER_URL", "value": f"http://{SCALER}"}, env)
+                    self.assertIn({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}, env)
+                self.assertEqual(queues, served)
+                policies = by_kind("NetworkPolicy")
+                ingress = policies[f"{SCALER}-ingress"]["spec"]["ingress"]
+                self.assertEqual([r["ports"][0]["port"] for r in ingress], [9090, 8080])
+                self.assertEqual(ingress[0]["from"][0]["podSelector"]["matchLabels"], {"app": "keda-operator"})
+                egress = policies["queue-functions-to-scaler"]["spec"]["egress"][0]
+                self.assertEqual(egress["to"][0]["podSelector"]["matchLabels"], {"app.kubernetes.io/name": SCALER})
+                account = by_kind("ServiceAccount")[SCALER]
+                given = self.committed_input(name)
+                if given:
+                    self.assertEqual(account["metadata"]["annotations"]["azure.workload.identity/client-id"],
+                                     given["scalerClientId"])
 
 
 class CheckovExceptions(unittest.TestCase):

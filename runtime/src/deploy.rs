@@ -41,8 +41,24 @@ pub enum Trigger {
         #[serde(default)]
         public: Vec<String>,
     },
-    /// Messages on a Service Bus queue, scaled by KEDA on its depth.
-    Queue { queue: String },
+    /// Messages on a Service Bus queue, scaled by KEDA on its depth and on what its
+    /// replicas hold.
+    #[serde(rename_all = "camelCase")]
+    Queue {
+        queue: String,
+        /// The longest one message's handler may run (`QUEUE_HANDLER_TIMEOUT_SECONDS`). It
+        /// also bounds a replica's drain after SIGTERM and, with a margin, the pod's
+        /// `terminationGracePeriodSeconds`, so a scale-in lets every handler finish.
+        #[serde(default = "default_handler_timeout")]
+        handler_timeout_seconds: u32,
+    },
+}
+
+/// The host's handler timeout when a declaration names none (the runtime's own default).
+pub const DEFAULT_HANDLER_TIMEOUT_SECONDS: u32 = 120;
+
+fn default_handler_timeout() -> u32 {
+    DEFAULT_HANDLER_TIMEOUT_SECONDS
 }
 
 /// What the function reaches: decides its egress rules and the settings it is given.
@@ -177,8 +193,23 @@ impl Deployment {
             name,
             Trigger::Queue {
                 queue: queue.to_owned(),
+                handler_timeout_seconds: DEFAULT_HANDLER_TIMEOUT_SECONDS,
             },
         )
+    }
+
+    /// The queue trigger's handler timeout.
+    pub fn handler_timeout(mut self, seconds: u32) -> Self {
+        for trigger in &mut self.triggers {
+            if let Trigger::Queue {
+                handler_timeout_seconds,
+                ..
+            } = trigger
+            {
+                *handler_timeout_seconds = seconds;
+            }
+        }
+        self
     }
 
     fn with_trigger(name: &str, trigger: Trigger) -> Self {
@@ -238,7 +269,18 @@ impl Deployment {
     /// The queue this function is triggered by, if any.
     pub fn queue_trigger(&self) -> Option<&str> {
         self.triggers.iter().find_map(|t| match t {
-            Trigger::Queue { queue } => Some(queue.as_str()),
+            Trigger::Queue { queue, .. } => Some(queue.as_str()),
+            Trigger::Http { .. } => None,
+        })
+    }
+
+    /// The queue trigger's handler timeout, if the function has a queue trigger.
+    pub fn handler_timeout_seconds(&self) -> Option<u32> {
+        self.triggers.iter().find_map(|t| match t {
+            Trigger::Queue {
+                handler_timeout_seconds,
+                ..
+            } => Some(*handler_timeout_seconds),
             Trigger::Http { .. } => None,
         })
     }
@@ -303,6 +345,19 @@ impl Deployment {
         }
         if http + queue > 1 {
             problem("one trigger per function: KEDA scales a deployment on one signal".to_owned());
+        }
+        for t in &self.triggers {
+            if let Trigger::Queue {
+                handler_timeout_seconds: t,
+                ..
+            } = t
+                && !(1..=3600).contains(t)
+            {
+                // The host's own bounds for QUEUE_HANDLER_TIMEOUT_SECONDS.
+                problem(format!(
+                    "the queue trigger's handlerTimeoutSeconds {t} is not between 1 and 3600"
+                ));
+            }
         }
         if let Some((prefixes, public)) = self.http_trigger() {
             if prefixes.is_empty() {
@@ -430,6 +485,7 @@ mod tests {
         d.scaling.prod = Replicas { min: 5, max: 3 };
         d.triggers.push(Trigger::Queue {
             queue: "q".to_owned(),
+            handler_timeout_seconds: 0,
         });
         let problems = d.check().join("\n");
         for needle in [
@@ -438,6 +494,7 @@ mod tests {
             "request is above its limit",
             "scaling.prod: min 5 is above max 3",
             "one trigger per function",
+            "handlerTimeoutSeconds 0 is not between 1 and 3600",
         ] {
             assert!(
                 problems.contains(needle),

@@ -1,4 +1,4 @@
-//! `fabrikam-scaler`: the scaler's container entrypoint (`fabrikam scaler` runs the same).
+//! `scaler`: the entrypoint of the `fabrikam-scaler` image (`fabrikam scaler` runs the same).
 
 use clap::Parser;
 use runtime::lifecycle::{Shutdown, shutdown_on_signals};

@@ -399,7 +399,7 @@ struct Process {
 
 impl Process {
     fn start(management: &str, grpc: u16) -> Self {
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_fabrikam-scaler"))
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_scaler"))
             .args(["--queue", "workflow", "--rabbitmq-management", management])
             .args(["--bind", "127.0.0.1", "--grpc-port", &grpc.to_string()])
             .args([

@@ -22,7 +22,11 @@ For every image in target/images/images.json (scripts/images):
     which signed the certificate of a TLS-only Redis that requires the access key, so
     delivery's `rediss://` connection proves the binary trusts the bundle at that path;
   - the HTTP add-on's interceptor (`keda-http-interceptor:8080`) is `fabrikam gateway`,
-    which routes on the same declared path prefixes.
+    which routes on the same declared path prefixes;
+  - the scaler (`fabrikam-scaler`, port 80 of its Service) is reached at its own free port
+    (SCALER_URL), serves gRPC on another, and reads the queue's backlog from RabbitMQ's
+    management API (RABBITMQ_MANAGEMENT_URL) in place of Service Bus's runtime properties;
+    a pod's name (POD_NAME, from the downward API) is the container's.
 - the five together then serve the README walk-through: a POST through the interceptor,
   then the delivery is readable with a drone;
 - SIGTERM, as a pod's deletion sends it: each container drains and exits 0 within the
@@ -317,8 +321,9 @@ def wait_listening(port, what, logfile=None, seconds=20):
     raise Failure(f"{what} did not listen on {port} within {seconds} s{extra}")
 
 
-def run_args(function, deployment, spc, state, image, port, namespace):
-    """podman run arguments from the Deployment, with the local differences above."""
+def run_args(function, deployment, spc, state, image, port, namespace, overrides):
+    """podman run arguments from the Deployment, with the local differences above
+    (`overrides`: variables whose local value differs)."""
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
     security = container["securityContext"]
@@ -340,13 +345,25 @@ def run_args(function, deployment, spc, state, image, port, namespace):
     nproc = min(resource.getrlimit(resource.RLIMIT_NPROC)[1], pid_max)
     args += ["--ulimit", f"nofile={nofile}:{nofile}", "--ulimit", f"nproc={nproc}:{nproc}"]
 
-    env = {e["name"]: e["value"] for e in container.get("env", [])}
+    env = {}
+    for e in container.get("env", []):
+        if "value" in e:
+            env[e["name"]] = e["value"]
+        else:
+            check(e["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}},
+                  f"{function}: {e['name']} comes from {e['valueFrom']}, which this check cannot give")
+            env[e["name"]] = f"fabrikam-check-{function}"
     check(env.get("PORT") == "8080", f"{function}: PORT is {env.get('PORT')}")
     env["PORT"] = str(port)
     namespace_host = env.pop("SERVICEBUS_NAMESPACE", None)
-    if namespace_host:
+    if namespace_host and "SCALER_QUEUES" in env:
+        env["RABBITMQ_MANAGEMENT_URL"] = "http://127.0.0.1:15672/api"
+    elif namespace_host:
         env["AMQP_URL"] = f"amqp://{namespace_host}:5672"
         env["AMQP_ADDRESS_PREFIX"] = "/amq/queue/"
+    for name, value in overrides.items():
+        if name in env:
+            env[name] = value
     for name, value in env.items():
         args += ["--env", f"{name}={value}"]
 
@@ -420,7 +437,10 @@ def run_images(images_dir, catalog, manifests, state, fabrikam):
                          for service in ["keda-http-interceptor", *env_of]]
         processes.append(start_dns(state, [*cluster_names, service_bus, redis_host, MONGODB]))
         processes.append(start_redis_tls(state, tls, int(redis_port)))
-        ports = {}
+        ports = {entry["function"]: free_port() for entry in catalog["images"]}
+        overrides = {"SCALER_GRPC_PORT": str(free_port())}
+        if "scaler" in ports:
+            overrides["SCALER_URL"] = f"http://127.0.0.1:{ports['scaler']}"
         for entry in catalog["images"]:
             function = entry["function"]
             loaded = podman("load", "--input", str(images_dir / entry["archive"])).stdout
@@ -430,14 +450,13 @@ def run_images(images_dir, catalog, manifests, state, fabrikam):
             check(inspected["Digest"] == entry["digest"],
                   f"{function}: loaded as {inspected['Digest']}, built as {entry['digest']}")
             deployment, spc = env_of[function]
-            ports[function] = free_port()
             args, grace, readyz = run_args(function, deployment, spc, state, image, ports[function],
-                                           deployment["metadata"]["namespace"])
+                                           deployment["metadata"]["namespace"], overrides)
             podman(*args)
             started.append((function, grace))
             log(f"{function}: started from {image} on port {ports[function]}")
 
-        upstreams = [f"--upstream={f}={'127.0.0.1'}:{p}" for f, p in ports.items() if f != "workflow"]
+        upstreams = [f"--upstream={f}={'127.0.0.1'}:{p}" for f, p in ports.items() if f not in ("workflow", "scaler")]
         gateway = subprocess.Popen([fabrikam, "gateway", "--listen", "127.0.0.1:8080", *upstreams],
                                    stdout=open(state / "gateway.log", "w"), stderr=subprocess.STDOUT)
         processes.append(gateway)
@@ -465,6 +484,13 @@ def run_images(images_dir, catalog, manifests, state, fabrikam):
 
         delivery_id, drone = walk_through("127.0.0.1:8080")
         log(f"walk-through: delivery {delivery_id} scheduled on {drone} through five images")
+        if "scaler" in ports:
+            # The workflow told its scaler what it held while it handled the delivery.
+            _, metrics = http("GET", f"http://127.0.0.1:{ports['scaler']}/metrics")
+            ok = [line for line in metrics.decode().splitlines()
+                  if line.startswith('scaler_reports_total{outcome="ok"}')]
+            check(ok and float(ok[0].split()[-1]) > 0, f"no report reached the scaler: {ok}")
+            log(f"scaler: {ok[0].split()[-1]} in-flight reports from the workflow's image")
 
         for function, grace in started:
             podman("stop", "--time", str(grace), f"fabrikam-check-{function}")

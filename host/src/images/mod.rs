@@ -40,6 +40,10 @@ pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 pub const USER_ID: u32 = 65532;
 const BINARY_DIR: &str = "/usr/local/bin";
 
+/// The image of the queue functions' KEDA scaler (`scaler/`), built like a function's from
+/// its binary `scaler`.
+pub const SCALER_IMAGE: &str = "scaler";
+
 /// The repository name of a function's image.
 pub fn image_name(function: &str) -> String {
     format!("fabrikam-{function}")

@@ -31,6 +31,9 @@ pub struct Environment {
     pub tls_certificate_uri: String,
     /// `kedaClientId`: KEDA's operator identity, which reads queue depth.
     pub keda_client_id: String,
+    /// `scalerClientId`: the host's scaler's identity (`fabrikam-scaler`), which reads the
+    /// queues' runtime properties.
+    pub scaler_client_id: String,
     /// `privateEndpointsPrefix`: the spoke subnet holding the private endpoints of the
     /// vaults and stores (CIDR), which the functions' egress policies allow.
     pub private_endpoints_cidr: String,
@@ -127,6 +130,7 @@ impl Environment {
             ("publicHost", &self.public_host),
             ("tlsCertificateUri", &self.tls_certificate_uri),
             ("kedaClientId", &self.keda_client_id),
+            ("scalerClientId", &self.scaler_client_id),
             ("privateEndpointsCidr", &self.private_endpoints_cidr),
             ("ingressSubnet", &self.ingress_subnet),
         ];

@@ -5,6 +5,7 @@
 pub mod input;
 mod objects;
 mod outputs;
+mod scaler;
 
 use std::fmt;
 use std::path::Path;
@@ -14,7 +15,7 @@ use serde_json::Value;
 
 pub use crate::generated::{Files, differences, write};
 pub use input::Environment;
-pub use objects::{DRAIN_GRACE_SECONDS, PORT};
+pub use objects::{DRAIN_GRACE_SECONDS, PORT, SCALER};
 
 /// The declarations of every registered function, as their crates state them.
 pub fn declarations() -> Vec<Deployment> {
@@ -191,6 +192,11 @@ pub fn render(
     put("ingress.yaml".to_owned(), routing)?;
     if env.environment_name.is_none() {
         put("cluster.yaml".to_owned(), objects::cluster(env))?;
+    }
+
+    let scaler = scaler::objects(functions, env, profile);
+    if !scaler.is_empty() {
+        put("scaler.yaml".to_owned(), scaler)?;
     }
 
     for f in functions {

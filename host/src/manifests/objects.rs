@@ -8,17 +8,35 @@ use crate::images::USER_ID;
 
 /// The port every function listens on (`PORT`); its Service answers on 80.
 pub const PORT: u16 = 8080;
-/// The host's drain grace (`SHUTDOWN_GRACE_SECONDS`); Kubernetes waits longer before
-/// killing, so a drain always finishes.
+/// An HTTP function's drain grace (`SHUTDOWN_GRACE_SECONDS`): its requests answer in
+/// milliseconds and the interceptor bounds a response at 15 s. A queue function drains for
+/// its declared handler timeout instead ([`drain_grace_seconds`]).
 pub const DRAIN_GRACE_SECONDS: u32 = 20;
-const KILL_AFTER_SECONDS: u32 = DRAIN_GRACE_SECONDS + 10;
+/// How much longer than the drain Kubernetes waits before killing: the abandon of what
+/// could not finish, closing the broker link and exiting.
+const KILL_MARGIN_SECONDS: u32 = 10;
+/// The host's own KEDA external scaler (`scaler/`): its name, and its ports for KEDA
+/// (gRPC) and for the replicas' reports, probes and metrics (HTTP).
+pub const SCALER: &str = "fabrikam-scaler";
+pub(super) const SCALER_GRPC_PORT: u16 = 9090;
+
+/// How long a replica drains after SIGTERM: a queue function lets a handler that has just
+/// started run to its timeout, so a scale-in never cuts one off.
+pub fn drain_grace_seconds(f: &Deployment) -> u32 {
+    f.handler_timeout_seconds().unwrap_or(DRAIN_GRACE_SECONDS)
+}
+
+/// `terminationGracePeriodSeconds`: the drain plus the margin.
+pub fn termination_grace_seconds(f: &Deployment) -> u32 {
+    drain_grace_seconds(f) + KILL_MARGIN_SECONDS
+}
 /// Where the CSI driver mounts the Key Vault objects (`SECRETS_DIR`).
 pub const SECRETS_MOUNT: &str = "/mnt/secrets-store";
 /// The KEDA HTTP add-on's interceptor, reached from this namespace under this name.
 pub const INTERCEPTOR: &str = "keda-http-interceptor";
 /// Where the HTTP add-on runs: `scripts/deploy` installs its chart into kube-system, beside
 /// the AKS KEDA add-on, so its services are named so.
-const HTTP_ADD_ON_NAMESPACE: &str = "kube-system";
+pub(super) const HTTP_ADD_ON_NAMESPACE: &str = "kube-system";
 const INTERCEPTOR_PORT: u16 = 8080;
 
 /// The interceptor's proxy Service, which the ExternalName Service points at.
@@ -40,22 +58,22 @@ fn scraped_namespaces(env: &Environment) -> String {
     format!("^{}(-.+)?$", env.namespace)
 }
 
-fn labels(name: &str) -> Value {
+pub(super) fn labels(name: &str) -> Value {
     json!({
         "app.kubernetes.io/name": name,
         "app.kubernetes.io/part-of": "fabrikam",
     })
 }
 
-fn selector(name: &str) -> Value {
+pub(super) fn selector(name: &str) -> Value {
     json!({ "app.kubernetes.io/name": name })
 }
 
-fn metadata(name: &str, env: &Environment) -> Value {
+pub(super) fn metadata(name: &str, env: &Environment) -> Value {
     json!({ "name": name, "namespace": env.namespace, "labels": labels(name) })
 }
 
-fn namespace_selector(name: &str) -> Value {
+pub(super) fn namespace_selector(name: &str) -> Value {
     json!({ "matchLabels": { "kubernetes.io/metadata.name": name } })
 }
 
@@ -66,9 +84,21 @@ fn env_vars(f: &Deployment, env: &Environment) -> Vec<Value> {
         ("LOG_FORMAT".to_owned(), "json".to_owned()),
         (
             "SHUTDOWN_GRACE_SECONDS".to_owned(),
-            DRAIN_GRACE_SECONDS.to_string(),
+            drain_grace_seconds(f).to_string(),
         ),
     ];
+    if let Some(timeout) = f.handler_timeout_seconds() {
+        vars.push((
+            runtime::host_config::QUEUE_HANDLER_TIMEOUT_SECONDS.to_owned(),
+            timeout.to_string(),
+        ));
+        // Reports of the messages each replica holds, which keep KEDA from scaling in a
+        // busy replica (the pod's name comes from the downward API, below).
+        vars.push((
+            runtime::dispatch::report::SCALER_URL.to_owned(),
+            format!("http://{SCALER}"),
+        ));
+    }
     if !f.secrets.is_empty() {
         vars.push(("SECRETS_DIR".to_owned(), SECRETS_MOUNT.to_owned()));
     }
@@ -102,17 +132,25 @@ fn env_vars(f: &Deployment, env: &Environment) -> Vec<Value> {
         vars.push((runtime::config::ENVIRONMENT_NAME.to_owned(), name.clone()));
     }
     vars.extend(f.env.iter().cloned());
-    vars.into_iter()
+    let mut vars: Vec<Value> = vars
+        .into_iter()
         .map(|(name, value)| json!({ "name": name, "value": value }))
-        .collect()
+        .collect();
+    if f.queue_trigger().is_some() {
+        vars.push(json!({
+            "name": runtime::dispatch::report::POD_NAME,
+            "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } },
+        }));
+    }
+    vars
 }
 
 /// CPU and memory as Kubernetes quantities.
-fn quantities(cpu_millis: u32, memory_mib: u32) -> Value {
+pub(super) fn quantities(cpu_millis: u32, memory_mib: u32) -> Value {
     json!({ "cpu": format!("{cpu_millis}m"), "memory": format!("{memory_mib}Mi") })
 }
 
-fn probe(path: &str, period: u32, failures: u32) -> Value {
+pub(super) fn probe(path: &str, period: u32, failures: u32) -> Value {
     json!({
         "httpGet": { "path": path, "port": "http" },
         "periodSeconds": period,
@@ -196,7 +234,7 @@ pub fn deployment(f: &Deployment, env: &Environment) -> Value {
     let mut pod_spec = json!({
         "serviceAccountName": f.name,
         "automountServiceAccountToken": false,
-        "terminationGracePeriodSeconds": KILL_AFTER_SECONDS,
+        "terminationGracePeriodSeconds": termination_grace_seconds(f),
         "securityContext": {
             "runAsNonRoot": true,
             "runAsUser": USER_ID,
@@ -309,23 +347,53 @@ fn scaled_object_of(f: &Deployment, env: &Environment, profile: Profile, trigger
     })
 }
 
-/// A queue function scales on the queue's length.
+/// The scaler's address for KEDA: its Service in this namespace, so each environment's
+/// workloads ask their own scaler.
+pub fn scaler_address(env: &Environment) -> String {
+    format!(
+        "{SCALER}.{}.svc.cluster.local:{SCALER_GRPC_PORT}",
+        env.namespace
+    )
+}
+
+/// A queue function scales on its queue's backlog plus what its replicas hold, pushed by
+/// the host's scaler (`external-push`), so a busy replica is never scaled in and a message
+/// at zero wakes one within a second. `azure-servicebus` stays as a second trigger: KEDA
+/// takes the larger proposal, so a scaler outage degrades to scaling on the queue alone.
+/// The fallback answers for the scaler's metric while it fails: one replica, or the
+/// current count if higher, so an outage neither strands messages nor scales in.
 pub fn scaled_object(f: &Deployment, queue: &str, env: &Environment, profile: Profile) -> Value {
+    let target = f.scaling.target_per_replica.to_string();
     let mut object = scaled_object_of(
         f,
         env,
         profile,
         json!({
-            "type": "azure-servicebus",
+            "type": "external-push",
             "metadata": {
-                "namespace": env.service_bus_name(),
+                "scalerAddress": scaler_address(env),
                 "queueName": env.queue(queue),
-                "messageCount": f.scaling.target_per_replica.to_string(),
-                "activationMessageCount": "0",
+                "targetSize": target,
             },
-            "authenticationRef": { "name": trigger_authentication_name(f) },
         }),
     );
+    if let Some(triggers) = object["spec"]["triggers"].as_array_mut() {
+        triggers.push(json!({
+                "type": "azure-servicebus",
+                "metadata": {
+                    "namespace": env.service_bus_name(),
+                    "queueName": env.queue(queue),
+                    "messageCount": target,
+                    "activationMessageCount": "0",
+                },
+                "authenticationRef": { "name": trigger_authentication_name(f) },
+        }));
+    }
+    object["spec"]["fallback"] = json!({
+        "failureThreshold": 3,
+        "replicas": 1,
+        "behavior": "currentReplicasIfHigher",
+    });
     object["spec"]["pollingInterval"] = json!(15);
     object["spec"]["advanced"] = json!({
         "horizontalPodAutoscalerConfig": {

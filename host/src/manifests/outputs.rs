@@ -42,13 +42,14 @@ pub fn apply(env: &mut Environment, outputs: &Value, functions: &[Deployment]) -
             }
         }
     };
-    let fields: [(&str, &mut String); 11] = [
+    let fields: [(&str, &mut String); 12] = [
         ("tenantId", &mut env.tenant_id),
         ("kubernetesNamespace", &mut env.namespace),
         ("registryLoginServer", &mut env.image_registry),
         ("serviceBusNamespace", &mut env.service_bus_namespace),
         ("redisHost", &mut env.redis_host),
         ("kedaClientId", &mut env.keda_client_id),
+        ("scalerClientId", &mut env.scaler_client_id),
         ("privateEndpointsPrefix", &mut env.private_endpoints_cidr),
         ("ingressHostName", &mut env.public_host),
         ("ingressCertificateUri", &mut env.tls_certificate_uri),
