@@ -54,6 +54,9 @@ enum Command {
     /// What KEDA and the HPA do with the rendered ScaledObjects (../shared/SCALING.md).
     #[command(subcommand)]
     Scale(ScaleCommand),
+    /// The queue functions' KEDA external scaler (the `fabrikam-scaler` image runs the
+    /// same): backlog plus what the replicas hold, pushed to KEDA on StreamIsActive.
+    Scaler(scaler::ScalerArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,6 +142,10 @@ struct RunArgs {
     /// Where each replica logs.
     #[arg(long, default_value = "target/scale")]
     log_dir: PathBuf,
+    /// Scale the queue functions on `azure-servicebus` alone, without the host's scaler
+    /// (what KEDA does while the scaler is down), to compare the two.
+    #[arg(long)]
+    without_scaler: bool,
 }
 
 #[derive(Debug, Args)]
@@ -353,7 +360,30 @@ fn main() -> ExitCode {
         Command::Scale(ScaleCommand::Simulate(args)) => simulate(&args),
         Command::Scale(ScaleCommand::Run(args)) => scale_run(args),
         Command::Scale(ScaleCommand::Recommend(args)) => recommend(&args),
+        Command::Scaler(args) => run_scaler(args),
     }
+}
+
+fn run_scaler(args: scaler::ScalerArgs) -> ExitCode {
+    let _telemetry = init_telemetry(runtime::telemetry::LogFormat::Auto, None, "fabrikam-scaler");
+    let Some(runtime) = async_runtime() else {
+        return ExitCode::FAILURE;
+    };
+    runtime.block_on(async move {
+        let shutdown = Shutdown::new();
+        shutdown_on_signals(shutdown.clone());
+        let result = match args.backlog() {
+            Ok(backlog) => scaler::serve(args, backlog, shutdown, |_| {}).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("fabrikam scaler: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 fn scale_run(args: RunArgs) -> ExitCode {
@@ -379,6 +409,7 @@ fn scale_run(args: RunArgs) -> ExitCode {
             hpa_sync: args.timings.hpa_sync_seconds,
             management: args.management.clone(),
             log_dir: args.log_dir.clone(),
+            scaler: !args.without_scaler,
         };
         Ok((functions, workloads, options))
     });

@@ -162,7 +162,7 @@ pub async fn start(
             tasks.push(tokio::spawn(report_in_flight(
                 reports,
                 receiver.queue().to_owned(),
-                in_flight.subscribe(),
+                in_flight.follow(),
             )));
         }
         tasks.push(tokio::spawn(async move {

@@ -48,6 +48,10 @@ pub struct ScalerArgs {
     /// within it).
     #[arg(long, env = "SCALER_POLL_INTERVAL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=1000))]
     pub poll_interval_ms: u64,
+    /// Between two backlog reads of one queue while its replicas report (a message is then
+    /// seen by a replica at once; the backlog only feeds the HPA, which syncs every 15 s).
+    #[arg(long, env = "SCALER_POLL_WITH_REPLICAS_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=15))]
+    pub poll_with_replicas_seconds: u64,
     /// A replica silent for this long is gone and its messages stop counting (replicas
     /// report at least every 2 s).
     #[arg(long, env = "SCALER_REPORT_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(3..=300))]
@@ -144,12 +148,13 @@ pub async fn serve(
     let metrics = ScalerMetrics::new().map_err(ServeError::Metrics)?;
     let poll = PollOptions {
         interval: Duration::from_millis(args.poll_interval_ms),
+        with_replicas: Duration::from_secs(args.poll_with_replicas_seconds),
         max_backoff: Duration::from_secs(30),
     };
     let freshness = Freshness {
         report_timeout: Duration::from_secs(args.report_timeout_seconds),
-        // Three missed reads: one slow answer is not an outage.
-        backlog_timeout: poll.interval * 3 + Duration::from_secs(2),
+        // Three missed reads, or one at the slower pace: one slow answer is not an outage.
+        backlog_timeout: (poll.interval * 3).max(poll.with_replicas) + Duration::from_secs(2),
     };
     let queues = Arc::new(Queues::new(&args.queues, freshness));
 

@@ -75,6 +75,7 @@ fn args(management: &str, grpc_port: u16) -> ScalerArgs {
         grpc_port,
         http_port: 0,
         poll_interval_ms: 100,
+        poll_with_replicas_seconds: 1,
         report_timeout_seconds: 3,
         keepalive_seconds: 1,
     }

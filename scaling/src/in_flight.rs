@@ -9,16 +9,36 @@
 
 use std::time::Duration;
 
-use crate::hpa::num;
 use crate::keda::{MetricSpec, Reading, ScalerAnswer};
 use crate::objects::MetricType;
 use crate::servicebus::QueueCounts;
 
-/// The scaler's figures for one queue.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct InFlightReading {
-    pub backlog: u64,
-    pub in_flight: u64,
+/// The scaler's figures for one queue: its two parts where they are known (the
+/// simulator's model), or the sum KEDA's `GetMetrics` returns (the local run asks the real
+/// scaler).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InFlightReading {
+    Parts { backlog: u64, in_flight: u64 },
+    Total(u64),
+}
+
+impl InFlightReading {
+    pub fn total(&self) -> u64 {
+        match *self {
+            Self::Parts { backlog, in_flight } => backlog + in_flight,
+            Self::Total(total) => total,
+        }
+    }
+
+    /// The figures, as the explain log shows them.
+    pub fn describe(&self) -> String {
+        match *self {
+            Self::Parts { backlog, in_flight } => {
+                format!("backlog {backlog} + in flight {in_flight}")
+            }
+            Self::Total(total) => format!("backlog + in flight {total}"),
+        }
+    }
 }
 
 /// One `external-push` trigger on the host's scaler.
@@ -40,16 +60,11 @@ impl InFlightScaler {
 
     pub fn answer(&self, reading: Result<InFlightReading, String>) -> ScalerAnswer {
         let reading = reading.map(|r| {
-            let value = r.backlog + r.in_flight;
+            let value = r.total();
             Reading {
                 values: vec![value as f64],
                 active: value > 0,
-                why: format!(
-                    "backlog {} + in flight {} {} 0",
-                    r.backlog,
-                    r.in_flight,
-                    if value > 0 { ">" } else { "=" }
-                ),
+                why: format!("{} {} 0", r.describe(), if value > 0 { ">" } else { "=" }),
             }
         });
         ScalerAnswer {
@@ -60,12 +75,16 @@ impl InFlightScaler {
 }
 
 /// The scaler's behaviour over time, for the simulator. Assumptions, each a parameter: the
-/// backlog is read every `poll`; reports reach the scaler at once (replicas report on the
-/// edge to or from zero at once, and otherwise within 250 ms).
+/// backlog is read every `poll` while no replica runs and every `poll_with_replicas` while
+/// some do; reports reach the scaler at once (replicas report becoming busy at once, and
+/// otherwise within 250 ms, each report the most they held since the last).
 #[derive(Debug, Clone, PartialEq)]
 pub struct InFlightModel {
     pub poll: Duration,
+    pub poll_with_replicas: Duration,
     pub keepalive: Duration,
+    /// Backlog reads made, for the broker-load figure.
+    pub reads: u64,
     next_poll: Duration,
     backlog: u64,
     in_flight: u64,
@@ -74,7 +93,8 @@ pub struct InFlightModel {
 }
 
 impl InFlightModel {
-    /// `fabrikam scaler`'s defaults: a read a second, a push every 5 s while busy.
+    /// `fabrikam scaler`'s defaults: a read a second at zero and every 5 s with replicas, a
+    /// push every 5 s while busy.
     pub fn new() -> Self {
         Self::with(Duration::from_secs(1), Duration::from_secs(5))
     }
@@ -82,7 +102,9 @@ impl InFlightModel {
     pub fn with(poll: Duration, keepalive: Duration) -> Self {
         Self {
             poll,
+            poll_with_replicas: Duration::from_secs(5).max(poll),
             keepalive,
+            reads: 0,
             next_poll: Duration::ZERO,
             backlog: 0,
             in_flight: 0,
@@ -92,17 +114,23 @@ impl InFlightModel {
     }
 
     /// What the broker and the replicas show at `now`: the backlog is taken only when a
-    /// poll is due; in flight at once.
-    pub fn observe(&mut self, now: Duration, live: QueueCounts) {
+    /// poll is due; in flight at once. `replicas` is how many run (and report).
+    pub fn observe(&mut self, now: Duration, live: QueueCounts, replicas: u32) {
         if now >= self.next_poll {
             self.backlog = live.active;
-            self.next_poll = now + self.poll;
+            self.reads += 1;
+            let every = if replicas > 0 {
+                self.poll_with_replicas
+            } else {
+                self.poll
+            };
+            self.next_poll = now + every;
         }
         self.in_flight = live.locked;
     }
 
     pub fn reading(&self) -> InFlightReading {
-        InFlightReading {
+        InFlightReading::Parts {
             backlog: self.backlog,
             in_flight: self.in_flight,
         }
@@ -112,7 +140,7 @@ impl InFlightModel {
     /// keep-alive while busy.
     pub fn push(&mut self, now: Duration) -> Option<String> {
         let r = self.reading();
-        let active = r.backlog + r.in_flight > 0;
+        let active = r.total() > 0;
         let edge = active && !self.was_active;
         self.was_active = active;
         let keepalive = active && self.last_push.is_some_and(|at| now >= at + self.keepalive);
@@ -121,9 +149,8 @@ impl InFlightModel {
         }
         self.last_push = Some(now);
         Some(format!(
-            "the scaler pushed: backlog {} + in flight {} > 0{}",
-            num(r.backlog as f64),
-            num(r.in_flight as f64),
+            "{} > 0{}",
+            r.describe(),
             if edge { "" } else { " (keep-alive)" }
         ))
     }
@@ -146,7 +173,7 @@ mod tests {
     #[test]
     fn the_metric_counts_what_replicas_hold() {
         let s = InFlightScaler::new(0, "deliveries", 20.0, MetricType::AverageValue);
-        let a = s.answer(Ok(InFlightReading {
+        let a = s.answer(Ok(InFlightReading::Parts {
             backlog: 0,
             in_flight: 3,
         }));
@@ -159,7 +186,7 @@ mod tests {
     #[test]
     fn a_message_at_zero_is_pushed_at_the_next_poll_then_kept_alive() {
         let mut m = InFlightModel::with(secs(1.0), secs(5.0));
-        m.observe(secs(0.0), QueueCounts::default());
+        m.observe(secs(0.0), QueueCounts::default(), 0);
         assert_eq!(m.push(secs(0.0)), None);
         // Arrives at 0.3 s: the backlog is read at the 1 s poll.
         m.observe(
@@ -168,6 +195,7 @@ mod tests {
                 active: 1,
                 locked: 0,
             },
+            0,
         );
         assert_eq!(m.push(secs(0.3)), None);
         m.observe(
@@ -176,6 +204,7 @@ mod tests {
                 active: 1,
                 locked: 0,
             },
+            0,
         );
         assert!(m.push(secs(1.0)).is_some());
         // Taken by a replica: in flight, still active, pushed again only after 5 s.
@@ -185,10 +214,17 @@ mod tests {
                 active: 0,
                 locked: 1,
             },
+            0,
         );
         assert_eq!(m.push(secs(1.5)), None);
         assert!(m.push(secs(6.0)).unwrap().ends_with("(keep-alive)"));
-        m.observe(secs(7.0), QueueCounts::default());
+        m.observe(secs(7.0), QueueCounts::default(), 1);
         assert_eq!(m.push(secs(20.0)), None);
+        // Read at 0, 1 and 7 s; with a replica running, the next read is 5 s later.
+        assert_eq!(m.reads, 3);
+        m.observe(secs(11.9), QueueCounts::default(), 1);
+        assert_eq!(m.reads, 3);
+        m.observe(secs(12.0), QueueCounts::default(), 1);
+        assert_eq!(m.reads, 4);
     }
 }

@@ -12,12 +12,15 @@ use std::time::{Duration, Instant};
 
 use runtime::deploy::Deployment;
 use runtime::lifecycle::Shutdown;
+use scaler::keda::{KedaClient, StreamEvent};
 use scaling::autoscaler::{Autoscaler, Options, Signals};
 use scaling::explain::{Change, seconds};
 use scaling::http_addon::Counters;
 use scaling::in_flight::InFlightReading;
+use scaling::objects::TriggerKind;
 use scaling::objects::Workload;
 use scaling::servicebus::QueueCounts;
+use std::collections::HashMap;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -33,6 +36,8 @@ const TICK: Duration = Duration::from_millis(10);
 pub const READINESS_PROBE: Duration = TICK;
 /// The longest a read of the management API may take.
 const MANAGEMENT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest one of KEDA's calls to the scaler may take.
+const KEDA_CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// The hold at zero when an InterceptorRoute sets no readiness timeout (the add-on's
 /// default with a fallback; without one it has no dedicated limit).
 const DEFAULT_READINESS_TIMEOUT: Duration = Duration::from_secs(30);
@@ -53,6 +58,9 @@ pub struct LocalOptions {
     /// RabbitMQ's management API.
     pub management: String,
     pub log_dir: PathBuf,
+    /// Whether the queue functions scale on the host's scaler (started here, called over
+    /// KEDA's gRPC contract), or on `azure-servicebus` alone.
+    pub scaler: bool,
 }
 
 /// One function of the run.
@@ -61,6 +69,8 @@ struct Scaled {
     replicas: ReplicaSet,
     upstream: Option<Arc<Upstream>>,
     queue: Option<String>,
+    /// KEDA's client of the host's scaler, for a queue function scaled by it.
+    keda: Option<KedaClient>,
 }
 
 /// What the rules read on the wall clock: the broker's counts read just before the step,
@@ -107,6 +117,24 @@ pub async fn run(
         hpa_sync: options.hpa_sync.unwrap_or(scaling::hpa::SYNC_PERIOD),
         ..Options::default()
     };
+    let mut workloads = workloads;
+    let scaler = if options.scaler {
+        start_scaler(&workloads, &options, &shutdown).await?
+    } else {
+        for w in &mut workloads {
+            let before = w.scaled_object.triggers.len();
+            w.scaled_object
+                .triggers
+                .retain(|t| !matches!(t.kind, TriggerKind::InFlight { .. }));
+            if w.scaled_object.triggers.len() < before {
+                println!(
+                    "{}: without the host's scaler for this run: azure-servicebus alone",
+                    w.name
+                );
+            }
+        }
+        None
+    };
     let start = Instant::now();
     let mut scaled: Vec<Scaled> = Vec::new();
     let mut ingress_routes = Vec::new();
@@ -148,6 +176,12 @@ pub async fn run(
             "TOKIO_WORKER_THREADS".to_owned(),
             crate::processes::worker_threads(declaration.resources.cpu_limit_millis).to_string(),
         )];
+        if let Some(bound) = &scaler {
+            env.push((
+                runtime::dispatch::report::SCALER_URL.to_owned(),
+                format!("http://{}", bound.http),
+            ));
+        }
         // Callees through the interceptor, which wakes them from zero, as in the cluster.
         env.extend(
             declaration
@@ -187,15 +221,48 @@ pub async fn run(
                 | scaling::objects::TriggerKind::InFlight { queue, .. } => Some(queue.clone()),
                 scaling::objects::TriggerKind::ExternalPush { .. } => None,
             });
+        let keda = match (&scaler, in_flight_trigger(&workload)) {
+            (Some(bound), Some((queue, target))) => Some(
+                KedaClient::new(
+                    &format!("http://{}", bound.grpc),
+                    "local",
+                    &workload.name,
+                    HashMap::from([
+                        (scaler::grpc::QUEUE_NAME.to_owned(), queue),
+                        (scaler::grpc::TARGET_SIZE.to_owned(), target.to_string()),
+                    ]),
+                )
+                .map_err(|e| format!("{}: the scaler's address: {e}", workload.name))?,
+            ),
+            _ => None,
+        };
         scaled.push(Scaled {
             autoscaler: Autoscaler::new(workload, autoscaler_options, start.elapsed()),
             replicas,
             upstream,
             queue,
+            keda,
         });
     }
     if !problems.is_empty() {
         return Err(problems.join("\n"));
+    }
+
+    // KEDA holds StreamIsActive open to the scaler for each workload it scales.
+    let (push_tx, mut push_rx) = mpsc::unbounded_channel::<(usize, StreamEvent)>();
+    for (i, s) in scaled.iter().enumerate() {
+        if let Some(keda) = s.keda.clone() {
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            tokio::spawn(keda.follow(tx, shutdown.clone()));
+            let push_tx = push_tx.clone();
+            tokio::spawn(async move {
+                while let Some(event) = rx.recv().await {
+                    if push_tx.send((i, event)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
     }
 
     let (held_tx, mut held_rx) = mpsc::unbounded_channel();
@@ -228,12 +295,30 @@ pub async fn run(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let mut woken: Option<String> = None;
+        let mut pushed: Option<usize> = None;
         tokio::select! {
             _ = ticker.tick() => {}
             Some(name) = held_rx.recv() => woken = Some(name),
+            Some((i, event)) = push_rx.recv() => match event {
+                StreamEvent::Active(_) => pushed = Some(i),
+                StreamEvent::Ended { error, retry_in } => println!(
+                    "t={} {}: StreamIsActive ended ({}); KEDA reopens it in {}",
+                    seconds(start.elapsed()),
+                    scaled[i].autoscaler.name(),
+                    error.as_deref().unwrap_or("cleanly"),
+                    seconds(retry_in)
+                ),
+            },
             () = shutdown.wait() => break,
         }
         let now = start.elapsed();
+        if let Some(i) = pushed {
+            let s = &mut scaled[i];
+            let changes =
+                s.autoscaler
+                    .push(now, s.replicas.replicas(), "the host's scaler is active");
+            apply(s, &changes);
+        }
         for s in &mut scaled {
             let replicas = s.replicas.replicas();
             let changes = if woken.as_deref() == Some(s.autoscaler.name()) {
@@ -257,10 +342,20 @@ pub async fn run(
                     ),
                     _ => None,
                 };
+                // KEDA's three calls (GetMetricSpec, GetMetrics, IsActive) for the tick.
+                let in_flight = match (&s.keda, s.autoscaler.in_flight_read_due(now)) {
+                    (Some(keda), true) => Some(
+                        keda.tick(KEDA_CALL_TIMEOUT)
+                            .await
+                            .map(|t| InFlightReading::Total(t.value.max(0.0) as u64))
+                            .map_err(|e| format!("the scaler: {}", e.message())),
+                    ),
+                    _ => None,
+                };
                 let mut signals = LocalSignals {
                     queue,
                     upstream: s.upstream.as_deref(),
-                    in_flight: None,
+                    in_flight,
                 };
                 s.autoscaler.step(now, replicas, &mut signals)
             };
@@ -286,6 +381,61 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// The queue and target of the workload's `external-push` trigger to the host's scaler.
+fn in_flight_trigger(w: &Workload) -> Option<(String, f64)> {
+    w.scaled_object.triggers.iter().find_map(|t| match &t.kind {
+        TriggerKind::InFlight { queue, target, .. } => Some((queue.clone(), *target)),
+        _ => None,
+    })
+}
+
+/// Starts the host's scaler in this process for every queue an `external-push` trigger
+/// names, reading their backlog from the management API: the replicas report to it and
+/// the KEDA emulation calls it over gRPC, as in the cluster. `None` when no workload has
+/// such a trigger.
+async fn start_scaler(
+    workloads: &[Workload],
+    options: &LocalOptions,
+    shutdown: &Shutdown,
+) -> Result<Option<scaler::serve::Bound>, String> {
+    let queues: Vec<String> = workloads
+        .iter()
+        .filter_map(|w| in_flight_trigger(w).map(|(q, _)| q))
+        .collect();
+    if queues.is_empty() {
+        return Ok(None);
+    }
+    let args = scaler::ScalerArgs {
+        queues,
+        rabbitmq_management: Some(options.management.clone()),
+        bind: options.bind,
+        grpc_port: 0,
+        http_port: 0,
+        poll_interval_ms: 1000,
+        poll_with_replicas_seconds: 5,
+        report_timeout_seconds: 10,
+        keepalive_seconds: 5,
+    };
+    let backlog = args.backlog().map_err(|e| e.to_string())?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let serving = tokio::spawn(scaler::serve(args, backlog, shutdown.clone(), move |b| {
+        let _ = tx.send(b);
+    }));
+    match rx.await {
+        Ok(bound) => {
+            println!(
+                "==> the host's scaler: gRPC {} (KEDA's calls), reports to http://{}",
+                bound.grpc, bound.http
+            );
+            Ok(Some(bound))
+        }
+        Err(_) => Err(match serving.await {
+            Ok(Err(e)) => format!("the scaler did not start: {e}"),
+            _ => "the scaler did not start".to_owned(),
+        }),
+    }
 }
 
 fn apply(s: &mut Scaled, changes: &[Change]) {

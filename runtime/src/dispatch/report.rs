@@ -11,10 +11,10 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::in_flight::Follower;
 use crate::config::EnvReader;
 
 /// The scaler's base URL (`http://fabrikam-scaler`); unset, nothing is reported.
@@ -52,24 +52,25 @@ impl ReportOptions {
     }
 }
 
-/// Reports `queue`'s in-flight count as it changes, until the pump is gone.
-pub async fn report_in_flight(
-    options: ReportOptions,
-    queue: String,
-    mut count: watch::Receiver<u64>,
-) {
+/// Reports `queue`'s in-flight count as it changes, until the pump is gone. Each report
+/// says the most held at once since the previous one, so work that came and went between
+/// two reports is not missed.
+pub async fn report_in_flight(options: ReportOptions, queue: String, mut follower: Follower) {
     let client = crate::gateway::proxy_client();
     let mut sent: Option<u64> = None;
     let mut last_sent = Instant::now();
     let mut failing = false;
     info!(scaler = %options.url, replica = %options.replica, queue, "reporting messages in flight to the scaler");
     loop {
-        let now_count = *count.borrow_and_update();
-        let edge = sent.is_none_or(|s| (s == 0) != (now_count == 0));
+        let held_now = *follower.count.borrow_and_update();
+        let peak = follower.peak();
+        // Becoming busy is said at once; anything else at most every `min_gap`.
+        let edge = sent.is_none_or(|s| s == 0 && peak > 0);
         let due = last_sent.elapsed() >= options.heartbeat
-            || (sent != Some(now_count) && last_sent.elapsed() >= options.min_gap);
+            || (sent != Some(peak) && last_sent.elapsed() >= options.min_gap);
         if edge || due {
-            let ok = send(&client, &options, &queue, now_count).await;
+            let value = follower.take_peak();
+            let ok = send(&client, &options, &queue, value).await;
             // Log the change between working and failing, not every attempt.
             if ok == failing {
                 if ok {
@@ -79,16 +80,17 @@ pub async fn report_in_flight(
                 }
             }
             failing = !ok;
-            sent = Some(now_count);
+            sent = Some(value);
             last_sent = Instant::now();
         }
-        let wake = if sent == Some(now_count) {
+        let settled = sent == Some(held_now) && follower.peak() == held_now;
+        let wake = if settled {
             last_sent + options.heartbeat
         } else {
             last_sent + options.min_gap
         };
         tokio::select! {
-            changed = count.changed() => if changed.is_err() { break },
+            changed = follower.count.changed() => if changed.is_err() { break },
             _ = tokio::time::sleep_until(wake) => {}
         }
     }

@@ -76,9 +76,13 @@ impl Backlog {
 /// How often the backlog is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PollOptions {
-    /// Between two reads of one queue while the broker answers: one second at most, so a
+    /// Between two reads of one queue while no replica reports: one second at most, so a
     /// message at zero is seen within it.
     pub interval: Duration,
+    /// Between two reads while replicas report: a message on an idle queue is then taken by
+    /// a replica within its receive wait and reported at once, so the backlog only feeds
+    /// the HPA, which syncs every 15 s. Reads cost the broker (Service Bus throttles them).
+    pub with_replicas: Duration,
     /// The longest wait between reads after failures (the interval doubles per failure).
     pub max_backoff: Duration,
 }
@@ -100,10 +104,24 @@ pub struct Poller {
 }
 
 impl Poller {
+    /// The wait before the next read of `queue`, as the replicas' reports stand.
+    fn interval(&self, queue: &str) -> Duration {
+        let reporting = self
+            .queues
+            .load(queue, Instant::now())
+            .map_or(0, |l| l.replicas);
+        if reporting > 0 {
+            self.options.with_replicas
+        } else {
+            self.options.interval
+        }
+    }
+
     pub async fn run(self, queue: String) {
-        let mut wait = self.options.interval;
+        let mut backoff = self.options.interval;
         let mut failing = false;
         loop {
+            let mut wait = self.interval(&queue);
             let started = Instant::now();
             let read = self.backlog.read(&queue, self.options.timeout()).await;
             let outcome = read.as_ref().map_or_else(ReadError::label, |_| "ok");
@@ -117,19 +135,20 @@ impl Poller {
                         info!(queue, backlog = count, "backlog read again");
                     }
                     failing = false;
-                    wait = self.options.interval;
                     self.queues.backlog_read(&queue, Ok(count), Instant::now());
+                    backoff = self.options.interval;
                 }
                 Err(e) => {
                     if !failing {
                         warn!(queue, error = %e, "backlog read failed; backing off");
                     }
                     failing = true;
-                    wait = match &e {
+                    backoff = match &e {
                         ReadError::Throttled { retry_after, .. } => *retry_after,
-                        _ => wait * 2,
+                        _ => backoff * 2,
                     }
                     .clamp(self.options.interval, self.options.max_backoff);
+                    wait = backoff;
                     self.queues
                         .backlog_read(&queue, Err(e.to_string()), Instant::now());
                 }

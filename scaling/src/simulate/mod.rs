@@ -131,6 +131,10 @@ struct Function {
     report: FunctionReport,
     /// Units in service, for the interceptor's concurrency and the broker's locked count.
     busy: u64,
+    /// The most units in service at once since the scaler last looked: what the replicas
+    /// report (each reports the most it held since its previous report, so a message
+    /// handled between two reports is still seen).
+    busy_peak: u64,
     /// The queue's counts as the broker last published them (with a statistics interval).
     published: QueueCounts,
     /// The host's scaler, when the workload has an `external-push` trigger to it.
@@ -235,6 +239,7 @@ impl Simulation {
                         request_count: 0,
                         report: FunctionReport::new(&flow.name),
                         busy: 0,
+                        busy_peak: 0,
                         published: QueueCounts::default(),
                         in_flight,
                     });
@@ -352,10 +357,12 @@ impl Simulation {
             .into_iter()
             .zip(&self.autoscalers)
             .map(|(mut f, a)| {
+                // KEDA's azure-servicebus reads, and the host's scaler's own.
+                let reads = a.broker_reads + f.in_flight.as_ref().map_or(0, |m| m.reads);
                 f.report.finish(
                     duration,
                     f.max_replicas,
-                    a.broker_reads as f64 / broker_minutes.max(1e-9),
+                    reads as f64 / broker_minutes.max(1e-9),
                 );
                 f.report
             })
@@ -454,6 +461,7 @@ impl Simulation {
                 },
             );
             f.busy += 1;
+            f.busy_peak = f.busy_peak.max(f.busy);
             let done = pod.cpu_free_at + f.capacity.latency;
             self.events
                 .push(Reverse((done, Event::CpuDone(fi, pod_id, unit_id))));
@@ -574,12 +582,15 @@ impl Simulation {
             let before_push = self.replicas(fi);
             let f = &mut self.functions[fi];
             let live = QueueCounts {
-                // The scaler reads the broker's published backlog; replicas report at once.
+                // The scaler reads the broker's published backlog; replicas report the most
+                // they held since their last report.
                 active: f.published.active,
-                locked: f.busy,
+                locked: f.busy_peak,
             };
+            f.busy_peak = f.busy;
+            let running = f.pods.len() as u32;
             if let Some(model) = &mut f.in_flight {
-                model.observe(now, live);
+                model.observe(now, live, running);
                 if let Some(why) = model.push(now) {
                     changes = self.autoscalers[fi].push(now, before_push, &why);
                     if let Some(last) = changes.last() {
