@@ -372,11 +372,7 @@ fn run_scaler(args: scaler::ScalerArgs) -> ExitCode {
     runtime.block_on(async move {
         let shutdown = Shutdown::new();
         shutdown_on_signals(shutdown.clone());
-        let result = match args.backlog() {
-            Ok(backlog) => scaler::serve(args, backlog, shutdown, |_| {}).await,
-            Err(e) => Err(e),
-        };
-        match result {
+        match scaler::run(args, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("fabrikam scaler: {e}");

@@ -23,7 +23,7 @@ pub mod metrics;
 pub mod queues;
 pub mod serve;
 
-pub use serve::{ScalerArgs, ServeError, serve};
+pub use serve::{ScalerArgs, ServeError, run, serve};
 
 /// KEDA's external scaler messages, server and client, generated from
 /// `proto/externalscaler.proto`.

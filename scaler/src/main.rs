@@ -22,11 +22,7 @@ async fn main() -> std::process::ExitCode {
     let _telemetry = init_telemetry(LogFormat::Auto, None, "fabrikam-scaler");
     let shutdown = Shutdown::new();
     shutdown_on_signals(shutdown.clone());
-    let result = match cli.scaler.backlog() {
-        Ok(backlog) => scaler::serve(cli.scaler, backlog, shutdown, |_| {}).await,
-        Err(e) => Err(e),
-    };
-    match result {
+    match scaler::run(cli.scaler, shutdown).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "the scaler failed");

@@ -224,6 +224,13 @@ pub async fn serve(
     result.map(|_| info!("scaler stopped"))
 }
 
+/// Runs the scaler on the broker its settings name until `shutdown` trips: what the
+/// `fabrikam-scaler` image and `fabrikam scaler` run.
+pub async fn run(args: ScalerArgs, shutdown: Shutdown) -> Result<(), ServeError> {
+    let backlog = args.backlog()?;
+    serve(args, backlog, shutdown, |_| {}).await
+}
+
 /// Drops replicas that stopped reporting, once a second.
 async fn expire_silent_replicas(queues: Arc<Queues>, metrics: ScalerMetrics) {
     loop {

@@ -205,6 +205,46 @@ pub fn secret_provider_class(f: &Deployment, env: &Environment) -> Value {
     })
 }
 
+/// The restricted pod security standard, as every pod of the system runs: not root, the
+/// image's user, the runtime's seccomp profile.
+pub(super) fn pod_security_context() -> Value {
+    json!({
+        "runAsNonRoot": true,
+        "runAsUser": USER_ID,
+        "runAsGroup": USER_ID,
+        "fsGroup": USER_ID,
+        "seccompProfile": { "type": "RuntimeDefault" },
+    })
+}
+
+/// Every container's: a read-only root, no privilege escalation, no capability.
+pub(super) fn container_security_context() -> Value {
+    json!({
+        "allowPrivilegeEscalation": false,
+        "readOnlyRootFilesystem": true,
+        "runAsNonRoot": true,
+        "runAsUser": USER_ID,
+        "runAsGroup": USER_ID,
+        "capabilities": { "drop": ["ALL"] },
+        "seccompProfile": { "type": "RuntimeDefault" },
+    })
+}
+
+/// Azure as a pod reaches it: public addresses (Entra sign-in, and dev's Service Bus, through
+/// the hub's firewall, which allows only the FQDNs infra/README.md lists) and the private
+/// endpoints of the vaults and stores, in the spoke.
+pub(super) fn azure_destinations(env: &Environment) -> Value {
+    json!([
+        {
+            "ipBlock": {
+                "cidr": "0.0.0.0/0",
+                "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"],
+            },
+        },
+        { "ipBlock": { "cidr": env.private_endpoints_cidr } },
+    ])
+}
+
 pub fn deployment(f: &Deployment, env: &Environment) -> Value {
     let r = f.resources;
     let mut container = json!({
@@ -221,27 +261,13 @@ pub fn deployment(f: &Deployment, env: &Environment) -> Value {
         "startupProbe": probe("/healthz", 2, 30),
         "readinessProbe": probe("/readyz", 5, 2),
         "livenessProbe": probe("/healthz", 10, 3),
-        "securityContext": {
-            "allowPrivilegeEscalation": false,
-            "readOnlyRootFilesystem": true,
-            "runAsNonRoot": true,
-            "runAsUser": USER_ID,
-            "runAsGroup": USER_ID,
-            "capabilities": { "drop": ["ALL"] },
-            "seccompProfile": { "type": "RuntimeDefault" },
-        },
+        "securityContext": container_security_context(),
     });
     let mut pod_spec = json!({
         "serviceAccountName": f.name,
         "automountServiceAccountToken": false,
         "terminationGracePeriodSeconds": termination_grace_seconds(f),
-        "securityContext": {
-            "runAsNonRoot": true,
-            "runAsUser": USER_ID,
-            "runAsGroup": USER_ID,
-            "fsGroup": USER_ID,
-            "seccompProfile": { "type": "RuntimeDefault" },
-        },
+        "securityContext": pod_security_context(),
         "containers": [],
         // Replicas spread across zones, then nodes, so a zone or a node going away takes
         // at most its share. Soft: a scale-from-zero pod is never left pending for balance.
@@ -538,15 +564,7 @@ pub fn azure_egress(f: &Deployment, env: &Environment) -> Value {
                 // Public addresses (Entra, and dev's Service Bus, through the hub's
                 // firewall, which allows only the FQDNs infra/README.md lists) and the
                 // private endpoints of the vaults and stores, in the spoke.
-                "to": [
-                    {
-                        "ipBlock": {
-                            "cidr": "0.0.0.0/0",
-                            "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"],
-                        },
-                    },
-                    { "ipBlock": { "cidr": env.private_endpoints_cidr } },
-                ],
+                "to": azure_destinations(env),
                 "ports": ports,
             }],
         },

@@ -13,10 +13,9 @@ use serde_json::{Value, json};
 
 use super::input::Environment;
 use super::objects::{
-    PORT, SCALER, SCALER_GRPC_PORT, labels, metadata, namespace_selector, probe, quantities,
-    selector,
+    PORT, SCALER, SCALER_GRPC_PORT, azure_destinations, container_security_context, labels,
+    metadata, namespace_selector, pod_security_context, probe, quantities, selector,
 };
-use crate::images::USER_ID;
 
 /// Every object of the scaler, for the queue functions among `functions`; none without one.
 pub fn objects(functions: &[Deployment], env: &Environment, profile: Profile) -> Vec<Value> {
@@ -88,13 +87,7 @@ fn deployment(queues: &[String], env: &Environment) -> Value {
                     "serviceAccountName": SCALER,
                     "automountServiceAccountToken": false,
                     "terminationGracePeriodSeconds": 10,
-                    "securityContext": {
-                        "runAsNonRoot": true,
-                        "runAsUser": USER_ID,
-                        "runAsGroup": USER_ID,
-                        "fsGroup": USER_ID,
-                        "seccompProfile": { "type": "RuntimeDefault" },
-                    },
+                    "securityContext": pod_security_context(),
                     "containers": [{
                         "name": "scaler",
                         "image": env.image("scaler"),
@@ -112,15 +105,7 @@ fn deployment(queues: &[String], env: &Environment) -> Value {
                         // Ready once every queue's backlog has been read.
                         "readinessProbe": probe("/readyz", 5, 2),
                         "livenessProbe": probe("/healthz", 10, 3),
-                        "securityContext": {
-                            "allowPrivilegeEscalation": false,
-                            "readOnlyRootFilesystem": true,
-                            "runAsNonRoot": true,
-                            "runAsUser": USER_ID,
-                            "runAsGroup": USER_ID,
-                            "capabilities": { "drop": ["ALL"] },
-                            "seccompProfile": { "type": "RuntimeDefault" },
-                        },
+                        "securityContext": container_security_context(),
                     }],
                 },
             },
@@ -214,15 +199,7 @@ fn network_policies(queue_functions: &[&str], env: &Environment) -> Vec<Value> {
                 "podSelector": { "matchLabels": selector(SCALER) },
                 "policyTypes": ["Egress"],
                 "egress": [{
-                    "to": [
-                        {
-                            "ipBlock": {
-                                "cidr": "0.0.0.0/0",
-                                "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"],
-                            },
-                        },
-                        { "ipBlock": { "cidr": env.private_endpoints_cidr } },
-                    ],
+                    "to": azure_destinations(env),
                     "ports": [{ "protocol": "TCP", "port": 443 }],
                 }],
             }),
