@@ -205,6 +205,16 @@ pub fn secret_provider_class(f: &Deployment, env: &Environment) -> Value {
     })
 }
 
+/// What managed Prometheus follows to scrape a pod's `/metrics` (every namespace of the
+/// system is scraped by these annotations; [`cluster`]).
+pub(super) fn scrape_annotations() -> Value {
+    json!({
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": PORT.to_string(),
+        "prometheus.io/path": "/metrics",
+    })
+}
+
 /// The restricted pod security standard, as every pod of the system runs: not root, the
 /// image's user, the runtime's seccomp profile.
 pub(super) fn pod_security_context() -> Value {
@@ -304,14 +314,7 @@ pub fn deployment(f: &Deployment, env: &Environment) -> Value {
                 "rollingUpdate": { "maxSurge": "25%", "maxUnavailable": 0 },
             },
             "template": {
-                "metadata": {
-                    "labels": pod_labels,
-                    "annotations": {
-                        "prometheus.io/scrape": "true",
-                        "prometheus.io/port": PORT.to_string(),
-                        "prometheus.io/path": "/metrics",
-                    },
-                },
+                "metadata": { "labels": pod_labels, "annotations": scrape_annotations() },
                 "spec": pod_spec,
             },
         },

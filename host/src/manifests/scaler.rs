@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 use super::input::Environment;
 use super::objects::{
     PORT, SCALER, SCALER_GRPC_PORT, azure_destinations, container_security_context, labels,
-    metadata, namespace_selector, pod_security_context, probe, quantities, selector,
+    metadata, namespace_selector, pod_security_context, probe, quantities, scrape_annotations,
+    selector,
 };
 
 /// Every object of the scaler, for the queue functions among `functions`; none without one.
@@ -75,14 +76,7 @@ fn deployment(queues: &[String], env: &Environment) -> Value {
             // Never two at once: each would hold half of the replicas' reports.
             "strategy": { "type": "Recreate" },
             "template": {
-                "metadata": {
-                    "labels": pod_labels,
-                    "annotations": {
-                        "prometheus.io/scrape": "true",
-                        "prometheus.io/port": PORT.to_string(),
-                        "prometheus.io/path": "/metrics",
-                    },
-                },
+                "metadata": { "labels": pod_labels, "annotations": scrape_annotations() },
                 "spec": {
                     "serviceAccountName": SCALER,
                     "automountServiceAccountToken": false,
