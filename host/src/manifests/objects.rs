@@ -10,7 +10,7 @@ use crate::images::USER_ID;
 pub const PORT: u16 = 8080;
 /// An HTTP function's drain grace (`SHUTDOWN_GRACE_SECONDS`): its requests answer in
 /// milliseconds and the interceptor bounds a response at 15 s. A queue function drains for
-/// its declared handler timeout instead ([`drain_grace_seconds`]).
+/// its declared handler timeout instead (`drain_grace_seconds`).
 pub const DRAIN_GRACE_SECONDS: u32 = 20;
 /// How much longer than the drain Kubernetes waits before killing: the abandon of what
 /// could not finish, closing the broker link and exiting.
