@@ -93,6 +93,9 @@ class Render(unittest.TestCase):
     def test_identities_vaults_and_tenant_come_from_the_outputs(self):
         identities = {f["name"]: f for f in output("functionIdentities")}
         accounts = {o["metadata"]["name"]: o for o in self.kind("ServiceAccount")}
+        # Each function's identity, and the queue functions' scaler's own.
+        self.assertEqual(accounts.pop("fabrikam-scaler")["metadata"]["annotations"]["azure.workload.identity/client-id"],
+                         output("scalerClientId"))
         self.assertEqual(sorted(accounts), sorted(identities))
         for name, identity in identities.items():
             self.assertEqual(accounts[name]["metadata"]["annotations"]["azure.workload.identity/client-id"],
@@ -121,18 +124,19 @@ class Render(unittest.TestCase):
         self.assertEqual(lb["service.beta.kubernetes.io/azure-load-balancer-internal-subnet"], output("ingressSubnetName"))
         for policy in (o for o in self.kind("NetworkPolicy") if o["metadata"]["name"].endswith("-egress-azure")):
             self.assertIn(output("privateEndpointsPrefix"), [t["ipBlock"]["cidr"] for t in policy["spec"]["egress"][0]["to"]])
-        queues = {o["spec"]["triggers"][0]["metadata"]["queueName"] for o in self.kind("ScaledObject")
-                  if o["spec"]["triggers"][0]["type"] == "azure-servicebus"}
+        queues = {t["metadata"]["queueName"] for o in self.kind("ScaledObject") for t in o["spec"]["triggers"]
+                  if t["type"] == "azure-servicebus"}
         self.assertEqual(queues, set(output("queueNames")))
         envs = {e["name"]: e["value"] for d in self.kind("Deployment")
-                for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}
+                for e in d["spec"]["template"]["spec"]["containers"][0]["env"] if "value" in e}
         self.assertEqual(envs["SERVICEBUS_NAMESPACE"], output("serviceBusNamespace"))
         self.assertEqual(envs["REDIS_URL"], f"rediss://{output('redisHost')}:6380")
         self.assertEqual(self.input["tenantId"], output("tenantId"))
 
     def test_images_are_the_built_digests_in_the_outputs_registry(self):
         for d in self.kind("Deployment"):
-            name = d["metadata"]["name"]
+            # The scaler's image is built as `scaler` (its binary's name), named fabrikam-scaler.
+            name = d["metadata"]["name"].removeprefix("fabrikam-")
             image = self.images[name]
             self.assertEqual(d["spec"]["template"]["spec"]["containers"][0]["image"],
                              f"{output('registryLoginServer')}/{image['name']}:{image['tag']}@{image['digest']}")
@@ -205,7 +209,13 @@ class DeveloperEnvironments(unittest.TestCase):
                              {f"fabrikam-{name}"})
             self.assertEqual(len([o for o in objs if o["kind"] == "ResourceQuota"]), 1)
             scaled = [o for o in objs if o["kind"] == "ScaledObject"]
-            self.assertEqual(len(scaled), len([o for o in objs if o["kind"] == "Deployment"]))
+            functions = [o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] != "fabrikam-scaler"]
+            self.assertEqual(len(scaled), len(functions))
+            # Its own scaler, for its own queue.
+            scaler = next(o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] == "fabrikam-scaler")
+            queues = {e["value"] for e in scaler["spec"]["template"]["spec"]["containers"][0]["env"]
+                      if e["name"] == "SCALER_QUEUES"}
+            self.assertEqual(queues, {f"deliveries-{name}"})
             for o in scaled:
                 self.assertEqual(o["spec"]["minReplicaCount"], 0, o["metadata"]["name"])
             ingress = next(o for o in objs if o["kind"] == "Ingress")
