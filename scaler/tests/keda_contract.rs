@@ -328,6 +328,9 @@ async fn a_broker_that_stops_answering_is_an_error_never_a_zero() {
 
     broker.down.store(false, Ordering::SeqCst);
     scaler.until_ready().await;
+    // The backed-off read may come after the 3 s report timeout; a live replica reports
+    // again at least every 2 s, so this one does too.
+    scaler.report("workflow-a", "workflow", 1).await;
     assert_eq!(keda.tick(TICK_TIMEOUT).await.unwrap().value, 8.0);
     // The failed reads were backed off, not repeated every 100 ms.
     let metrics = scaler.metrics().await;
