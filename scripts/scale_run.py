@@ -20,6 +20,10 @@ ROOT = Path(__file__).resolve().parent.parent
 CHANGE = re.compile(r"^t=([\d.]+) s ([a-z0-9-]+) (\d+)→(\d+): (.*)$")
 POD = re.compile(r"^\s+t=([\d.]+) s ([a-z0-9-]+)-(\d+) (started|ready|sent SIGTERM|exited|killed)")
 EPOCH = re.compile(r"t=0 is (\d+) ms after the Unix epoch")
+# `  t=0.012 s the host's scaler started (pid 123)` / `... exited unasked (signal: 9 ...)`
+SCALER = re.compile(r"^\s+t=([\d.]+) s the host's scaler (started|exited unasked)(?: \(pid (\d+)\))?")
+# `==> the host's scaler: gRPC 127.0.0.1:1234 (KEDA's calls), reports to http://127.0.0.1:5678; ...`
+SCALER_AT = re.compile(r"^==> the host's scaler: gRPC (\S+) .*reports to (http://[^;\s]+)")
 
 
 def free_port():
@@ -47,6 +51,8 @@ class ScaleRun:
         self.epoch = None  # seconds since the Unix epoch at the run's t=0
         self.changes = []  # (t, function, from, to, why)
         self.pods = []  # (t, function, number, what)
+        self.scaler = []  # (t, "started" or "exited unasked", pid or None)
+        self.scaler_url = None  # its HTTP side: /metrics, /readyz
         self.processes = collections.Counter()
         self.most = collections.Counter()
         self.lock = threading.Condition()
@@ -59,6 +65,11 @@ class ScaleRun:
                 self.lines.append(line)
                 if self.epoch is None and (m := EPOCH.search(line)):
                     self.epoch = int(m.group(1)) / 1000
+                if m := SCALER.match(line):
+                    t, what, pid = m.groups()
+                    self.scaler.append((float(t), what, int(pid) if pid else None))
+                if m := SCALER_AT.match(line):
+                    self.scaler_url = m.group(2)
                 if m := CHANGE.match(line):
                     t, name, a, b, why = m.groups()
                     self.changes.append((float(t), name, int(a), int(b), why))

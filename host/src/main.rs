@@ -146,6 +146,22 @@ struct RunArgs {
     /// (what KEDA does while the scaler is down), to compare the two.
     #[arg(long)]
     without_scaler: bool,
+    /// Reach the callee FUNCTION at URL (a fake, a proxy) rather than through the
+    /// interceptor; repeatable.
+    #[arg(long = "callee", value_name = "FUNCTION=URL", value_parser = parse_callee)]
+    callees: Vec<(String, String)>,
+}
+
+/// `FUNCTION=URL` on the command line.
+fn parse_callee(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, url)) if !name.is_empty() && url.starts_with("http") => {
+            Ok((name.to_owned(), url.trim_end_matches('/').to_owned()))
+        }
+        _ => Err(format!(
+            "{s:?} is not FUNCTION=URL (an http:// or https:// URL)"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -406,6 +422,7 @@ fn scale_run(args: RunArgs) -> ExitCode {
             management: args.management.clone(),
             log_dir: args.log_dir.clone(),
             scaler: !args.without_scaler,
+            callees: args.callees.clone(),
         };
         Ok((functions, workloads, options))
     });

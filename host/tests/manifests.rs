@@ -179,6 +179,18 @@ fn bad_arguments_and_bad_input_are_refused() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+#[test]
+fn a_scale_run_refuses_a_callee_that_no_function_calls() {
+    let stderr = fabrikam_fails(&["scale", "run", "--callee", "ingestion=http://127.0.0.1:1"]);
+    assert!(
+        stderr.contains("--callee ingestion: no registered function calls ingestion"),
+        "{stderr}"
+    );
+    let run = fabrikam(&["scale", "run", "--callee", "delivery"]);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("is not FUNCTION=URL"));
+}
+
 /// Builds each registered function on embedded defaults and checks its declaration against
 /// what it serves. (`runtime::start` refuses a function that breaks these; this shows it
 /// for every registered one without starting it.)

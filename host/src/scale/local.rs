@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 use super::Shortened;
 use super::interceptor::{self, Upstream};
 use super::replicas::ReplicaSet;
+use super::scaler_process::ScalerProcess;
 use scaler::backlog::rabbitmq::Management;
 
 /// How often the rules and the replicas are looked at; a starting replica's `/readyz` is
@@ -58,9 +59,12 @@ pub struct LocalOptions {
     /// RabbitMQ's management API.
     pub management: String,
     pub log_dir: PathBuf,
-    /// Whether the queue functions scale on the host's scaler (started here, called over
-    /// KEDA's gRPC contract), or on `azure-servicebus` alone.
+    /// Whether the queue functions scale on the host's scaler (started beside the
+    /// replicas, called over KEDA's gRPC contract), or on `azure-servicebus` alone.
     pub scaler: bool,
+    /// Callees reached at a URL of their own (a fake, a proxy) rather than through the
+    /// interceptor: (function, base URL).
+    pub callees: Vec<(String, String)>,
 }
 
 /// One function of the run.
@@ -107,6 +111,16 @@ pub async fn run(
     options: LocalOptions,
     shutdown: Shutdown,
 ) -> Result<(), String> {
+    for (name, _) in &options.callees {
+        if !functions
+            .iter()
+            .any(|f| f.callees().any(|(c, _)| c == name))
+        {
+            return Err(format!(
+                "--callee {name}: no registered function calls {name}"
+            ));
+        }
+    }
     let ingress_listener = bind(options.bind, options.ingress_port).await?;
     let internal_listener = bind(options.bind, options.internal_port).await?;
     let internal_addr = internal_listener.local_addr().map_err(|e| e.to_string())?;
@@ -118,8 +132,9 @@ pub async fn run(
         ..Options::default()
     };
     let mut workloads = workloads;
+    let start = Instant::now();
     let scaler = if options.scaler {
-        start_scaler(&workloads, &options, &shutdown).await?
+        start_scaler(&workloads, &options, start).await?
     } else {
         for w in &mut workloads {
             let before = w.scaled_object.triggers.len();
@@ -135,7 +150,6 @@ pub async fn run(
         }
         None
     };
-    let start = Instant::now();
     let mut scaled: Vec<Scaled> = Vec::new();
     let mut ingress_routes = Vec::new();
     let mut internal_routes = Vec::new();
@@ -176,18 +190,22 @@ pub async fn run(
             "TOKIO_WORKER_THREADS".to_owned(),
             crate::processes::worker_threads(declaration.resources.cpu_limit_millis).to_string(),
         )];
-        if let Some(bound) = &scaler {
+        if let Some(process) = &scaler {
             env.push((
                 runtime::dispatch::report::SCALER_URL.to_owned(),
-                format!("http://{}", bound.http),
+                format!("http://{}", process.addresses.http),
             ));
         }
-        // Callees through the interceptor, which wakes them from zero, as in the cluster.
-        env.extend(
-            declaration
-                .callees()
-                .map(|(_, variable)| (variable.to_owned(), internal_url.clone())),
-        );
+        // Callees through the interceptor, which wakes them from zero, as in the cluster;
+        // or where `--callee` points them.
+        env.extend(declaration.callees().map(|(callee, variable)| {
+            let url = options
+                .callees
+                .iter()
+                .find(|(name, _)| name == callee)
+                .map_or(&internal_url, |(_, url)| url);
+            (variable.to_owned(), url.clone())
+        }));
         let replicas = ReplicaSet::new(
             &workload.name,
             binary,
@@ -222,9 +240,9 @@ pub async fn run(
                 scaling::objects::TriggerKind::ExternalPush { .. } => None,
             });
         let keda = match (&scaler, in_flight_trigger(&workload)) {
-            (Some(bound), Some((queue, target))) => Some(
+            (Some(process), Some((queue, target))) => Some(
                 KedaClient::new(
-                    &format!("http://{}", bound.grpc),
+                    &format!("http://{}", process.addresses.grpc),
                     "local",
                     &workload.name,
                     HashMap::from([
@@ -380,6 +398,10 @@ pub async fn run(
             }
         }
     }
+    // Last, so the replicas' final reports reach it.
+    if let Some(process) = scaler {
+        process.stop().await;
+    }
     Ok(())
 }
 
@@ -391,15 +413,15 @@ fn in_flight_trigger(w: &Workload) -> Option<(String, f64)> {
     })
 }
 
-/// Starts the host's scaler in this process for every queue an `external-push` trigger
+/// Starts the host's scaler (its own process) for every queue an `external-push` trigger
 /// names, reading their backlog from the management API: the replicas report to it and
 /// the KEDA emulation calls it over gRPC, as in the cluster. `None` when no workload has
 /// such a trigger.
 async fn start_scaler(
     workloads: &[Workload],
     options: &LocalOptions,
-    shutdown: &Shutdown,
-) -> Result<Option<scaler::serve::Bound>, String> {
+    epoch: Instant,
+) -> Result<Option<ScalerProcess>, String> {
     let queues: Vec<String> = workloads
         .iter()
         .filter_map(|w| in_flight_trigger(w).map(|(q, _)| q))
@@ -407,35 +429,21 @@ async fn start_scaler(
     if queues.is_empty() {
         return Ok(None);
     }
-    let args = scaler::ScalerArgs {
-        queues,
-        rabbitmq_management: Some(options.management.clone()),
-        bind: options.bind,
-        grpc_port: 0,
-        http_port: 0,
-        poll_interval_ms: 1000,
-        poll_with_replicas_seconds: 5,
-        report_timeout_seconds: 10,
-        keepalive_seconds: 5,
-    };
-    let backlog = args.backlog().map_err(|e| e.to_string())?;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let serving = tokio::spawn(scaler::serve(args, backlog, shutdown.clone(), move |b| {
-        let _ = tx.send(b);
-    }));
-    match rx.await {
-        Ok(bound) => {
-            println!(
-                "==> the host's scaler: gRPC {} (KEDA's calls), reports to http://{}",
-                bound.grpc, bound.http
-            );
-            Ok(Some(bound))
-        }
-        Err(_) => Err(match serving.await {
-            Ok(Err(e)) => format!("the scaler did not start: {e}"),
-            _ => "the scaler did not start".to_owned(),
-        }),
-    }
+    let process = ScalerProcess::start(
+        &queues,
+        &options.management,
+        options.bind,
+        &options.log_dir,
+        epoch,
+    )
+    .await?;
+    println!(
+        "==> the host's scaler: gRPC {} (KEDA's calls), reports to http://{}; its log: {}",
+        process.addresses.grpc,
+        process.addresses.http,
+        options.log_dir.join("scaler.log").display()
+    );
+    Ok(Some(process))
 }
 
 fn apply(s: &mut Scaled, changes: &[Change]) {

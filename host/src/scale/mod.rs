@@ -6,6 +6,7 @@ pub mod interceptor;
 pub mod local;
 pub mod recommend;
 pub mod replicas;
+pub mod scaler_process;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -312,8 +312,8 @@ impl ReplicaSet {
     }
 }
 
-/// One readiness probe: 200 from `/readyz` in time.
-async fn probe(client: &Client<HttpConnector, Body>, url: &str) -> bool {
+/// One probe: 200 from `url` in time.
+pub(super) async fn probe(client: &Client<HttpConnector, Body>, url: &str) -> bool {
     let Ok(request) = http::Request::get(url).body(Body::empty()) else {
         return false;
     };
@@ -325,7 +325,7 @@ async fn probe(client: &Client<HttpConnector, Body>, url: &str) -> bool {
 
 /// SIGTERM, as the kubelet sends it. Through `kill(1)`: the standard library sends only
 /// SIGKILL, and the workspace forbids the `unsafe` a direct `kill(2)` call needs.
-fn terminate(child: &Child) {
+pub(super) fn terminate(child: &Child) {
     if let Some(pid) = child.id() {
         let sent = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
