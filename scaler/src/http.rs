@@ -32,6 +32,12 @@ pub struct Report {
     pub queue: String,
     /// Messages the replica holds: locked ahead of a handler or being handled, unsettled.
     pub in_flight: u64,
+    /// The replica is leaving (it drained and is about to exit): it holds nothing and will
+    /// not report again, so it no longer counts as a reporting replica. Without it the
+    /// scaler would count it until the report timeout and keep reading the backlog at the
+    /// slower pace meant for running replicas, delaying the next wake from zero.
+    #[serde(default)]
+    pub last: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -56,18 +62,23 @@ async fn report(State(shared): State<Shared>, body: Result<JsonBody, ApiError>) 
         if report.replica.is_empty() {
             return Err(ApiError::field("replica", "is required"));
         }
-        shared
-            .queues
-            .report(
-                &report.queue,
-                &report.replica,
-                report.in_flight,
-                Instant::now(),
-            )
-            .map_err(|e| match e {
-                LoadError::UnknownQueue { .. } => ApiError::NotFound(e.to_string()),
-                LoadError::BacklogUnknown { .. } => ApiError::Internal(e.to_string()),
-            })
+        if report.last && report.in_flight != 0 {
+            return Err(ApiError::field(
+                "inFlight",
+                "must be 0 in a last report: a replica leaves once it holds nothing",
+            ));
+        }
+        let now = Instant::now();
+        let queues = &shared.queues;
+        if report.last {
+            queues.leave(&report.queue, &report.replica, now)
+        } else {
+            queues.report(&report.queue, &report.replica, report.in_flight, now)
+        }
+        .map_err(|e| match e {
+            LoadError::UnknownQueue { .. } => ApiError::NotFound(e.to_string()),
+            LoadError::BacklogUnknown { .. } => ApiError::Internal(e.to_string()),
+        })
     });
     let outcome = if result.is_ok() { "ok" } else { "refused" };
     shared.metrics.reports.with_label_values(&[outcome]).inc();

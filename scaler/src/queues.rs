@@ -137,6 +137,17 @@ impl Queues {
         Ok(())
     }
 
+    /// A replica's last report: it drained, holds nothing and leaves.
+    pub fn leave(&self, queue: &str, replica: &str, now: Instant) -> Result<(), LoadError> {
+        let mut queues = self.lock();
+        let Some(state) = queues.get_mut(queue) else {
+            return Err(self.unknown(queue, &queues));
+        };
+        state.reports.remove(replica);
+        publish(state, self.freshness, now);
+        Ok(())
+    }
+
     /// The broker's answer for `queue`'s backlog.
     pub fn backlog_read(&self, queue: &str, read: Result<u64, String>, now: Instant) {
         let mut queues = self.lock();
@@ -253,6 +264,20 @@ mod tests {
 
     fn queues() -> Queues {
         Queues::new(&["workflow".to_owned()], FRESH)
+    }
+
+    #[test]
+    fn a_replica_that_leaves_no_longer_counts_as_reporting() {
+        let q = queues();
+        let t = Instant::now();
+        q.backlog_read("workflow", Ok(0), t);
+        q.report("workflow", "a", 0, t).unwrap();
+        q.report("workflow", "b", 2, t).unwrap();
+        assert_eq!(q.load("workflow", t).unwrap().replicas, 2);
+        q.leave("workflow", "a", t).unwrap();
+        let load = q.load("workflow", t).unwrap();
+        assert_eq!((load.replicas, load.in_flight), (1, 2));
+        assert!(q.leave("billing", "a", t).is_err());
     }
 
     #[test]

@@ -389,6 +389,38 @@ async fn bad_triggers_and_reports_are_refused_by_name() {
     scaler.stop().await;
 }
 
+#[tokio::test]
+async fn a_replica_that_leaves_stops_counting_at_once() {
+    let (_broker, management) = start_broker().await;
+    let scaler = start_scaler(&management).await;
+    let keda = scaler.keda(WORKFLOW);
+    scaler.report("workflow-a", "workflow", 3).await;
+    assert_eq!(keda.tick(TICK_TIMEOUT).await.unwrap().value, 3.0);
+    let last = |in_flight: u64| {
+        reqwest::Client::new()
+            .post(scaler.http("/v1/reports"))
+            .json(&serde_json::json!({
+                "replica": "workflow-a", "queue": "workflow", "inFlight": in_flight, "last": true
+            }))
+            .send()
+    };
+    // A replica leaves once it holds nothing.
+    let refused = last(3).await.unwrap();
+    assert_eq!(refused.status(), 400);
+    assert_eq!(last(0).await.unwrap().status(), 204);
+    // Gone from the count at once, not after the report timeout: the backlog is read at
+    // the pace for no replicas again, so the next message at zero wakes within a second.
+    let tick = keda.tick(TICK_TIMEOUT).await.unwrap();
+    assert_eq!((tick.value, tick.active), (0.0, false));
+    let metrics = scaler.metrics().await;
+    assert_eq!(
+        metric_value(&metrics, "scaler_queue_replicas{queue=\"workflow\"}"),
+        0.0,
+        "{metrics}"
+    );
+    scaler.stop().await;
+}
+
 fn metric_value(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(series))

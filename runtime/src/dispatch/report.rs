@@ -1,11 +1,12 @@
 //! Tells the scaler (`SCALER_URL`, the host's KEDA external scaler) how many messages this
 //! replica holds, so that KEDA counts work in flight and never scales in a busy replica.
 //!
-//! A report is `POST <SCALER_URL>/v1/reports` `{"replica", "queue", "inFlight"}`. It is
+//! A report is `POST <SCALER_URL>/v1/reports` `{"replica", "queue", "inFlight", "last"}`. It is
 //! sent at once when the count goes to or from zero, at most every
 //! [`ReportOptions::min_gap`] while it moves, and every [`ReportOptions::heartbeat`]
 //! regardless, so the scaler can tell a silent replica from an idle one. After the pump
-//! has drained, a last report says 0. A failed report is logged and changes nothing
+//! has drained, a last report says 0 and `last`: the scaler forgets the replica at once
+//! rather than after its report timeout. A failed report is logged and changes nothing
 //! else: messages never wait on the scaler.
 
 use std::time::Duration;
@@ -70,7 +71,7 @@ pub async fn report_in_flight(options: ReportOptions, queue: String, mut followe
             || (sent != Some(peak) && last_sent.elapsed() >= options.min_gap);
         if edge || due {
             let value = follower.take_peak();
-            let ok = send(&client, &options, &queue, value).await;
+            let ok = send(&client, &options, &queue, value, false).await;
             // Log the change between working and failing, not every attempt.
             if ok == failing {
                 if ok {
@@ -94,8 +95,8 @@ pub async fn report_in_flight(options: ReportOptions, queue: String, mut followe
             _ = tokio::time::sleep_until(wake) => {}
         }
     }
-    // The pump has drained: nothing is held any more.
-    send(&client, &options, &queue, 0).await;
+    // The pump has drained: nothing is held any more, and this replica leaves.
+    send(&client, &options, &queue, 0, true).await;
     debug!(queue, "last in-flight report sent");
 }
 
@@ -107,11 +108,13 @@ async fn send(
     options: &ReportOptions,
     queue: &str,
     in_flight: u64,
+    last: bool,
 ) -> bool {
     let body = serde_json::json!({
         "replica": options.replica,
         "queue": queue,
         "inFlight": in_flight,
+        "last": last,
     });
     let Ok(request) = http::Request::post(&options.url)
         .header(http::header::CONTENT_TYPE, "application/json")
@@ -156,6 +159,73 @@ mod tests {
         let o = ReportOptions::from_env(&mut r).unwrap();
         assert_eq!(o.url, "http://fabrikam-scaler/v1/reports");
         assert_eq!(o.replica, "workflow-7d9f-abcde");
+    }
+
+    /// The replica's reports as the scaler receives them: the busy edge at once, and a
+    /// last report once the pump is gone.
+    #[tokio::test]
+    async fn reports_the_busy_edge_then_leaves_with_a_last_report() {
+        use std::sync::{Arc, Mutex};
+        let received: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+        let sink = received.clone();
+        let app = axum::Router::new().route(
+            "/v1/reports",
+            axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+                let sink = sink.clone();
+                async move {
+                    sink.lock().unwrap().push(body);
+                    http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let options = ReportOptions {
+            url: format!("http://{addr}/v1/reports"),
+            replica: "workflow-1".into(),
+            heartbeat: Duration::from_secs(2),
+            min_gap: Duration::from_millis(10),
+        };
+        let in_flight = super::super::InFlight::default();
+        let reporting = tokio::spawn(report_in_flight(
+            options,
+            "deliveries".into(),
+            in_flight.follow(),
+        ));
+        let held = in_flight.hold();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !received.lock().unwrap().iter().any(|r| r["inFlight"] == 1) {
+            assert!(Instant::now() < deadline, "no busy report");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        drop(held);
+        drop(in_flight);
+        tokio::time::timeout(Duration::from_secs(10), reporting)
+            .await
+            .unwrap()
+            .unwrap();
+        let reports = received.lock().unwrap().clone();
+        let first = &reports[0];
+        assert_eq!(
+            (&first["replica"], &first["queue"], &first["last"]),
+            (
+                &serde_json::json!("workflow-1"),
+                &serde_json::json!("deliveries"),
+                &serde_json::json!(false)
+            )
+        );
+        let last = reports.last().unwrap();
+        assert_eq!(
+            (&last["inFlight"], &last["last"]),
+            (&serde_json::json!(0), &serde_json::json!(true)),
+            "{reports:?}"
+        );
+        assert_eq!(
+            reports.iter().filter(|r| r["last"] == true).count(),
+            1,
+            "{reports:?}"
+        );
     }
 
     #[test]
