@@ -210,20 +210,13 @@ impl MongoDroneStore {
         const ROUNDS: usize = 4;
         // Enough ties to spread racing replicas; each one read costs the driver a decode.
         const CANDIDATES: i64 = 8;
-        // A claim of this delivery whose assignment was never written: take it up again.
-        if let Some(held) = self
-            .drones()
-            .find_one(doc! {"holding": delivery_id})
-            .projection(without_holding())
-            .await
-            .map_err(failed)?
-        {
-            return Ok(Claim {
-                drone_id: held.id,
-                fresh: false,
-            });
-        }
         for round in 1..=ROUNDS {
+            // A claim of this delivery already made (one whose assignment was never
+            // written, or a racing request's for the same delivery, which is why every
+            // round looks again): take it up rather than claim a second drone.
+            if let Some(held) = self.held_claim(delivery_id).await? {
+                return Ok(held);
+            }
             let mut cursor = self
                 .drones()
                 .clone_with_type::<Candidate>()
@@ -263,9 +256,28 @@ impl MongoDroneStore {
                 }
             }
         }
+        // The last round's writes fail only on a drone that holds this delivery already:
+        // a racing request claimed it meanwhile.
+        if let Some(held) = self.held_claim(delivery_id).await? {
+            return Ok(held);
+        }
         Err(StoreError::unavailable(
             "no drone could be claimed; try again",
         ))
+    }
+
+    /// The drone that holds a claim of `delivery_id`, if one does.
+    async fn held_claim(&self, delivery_id: &str) -> Result<Option<Claim>, StoreError> {
+        let held = self
+            .drones()
+            .find_one(doc! {"holding": delivery_id})
+            .projection(without_holding())
+            .await
+            .map_err(failed)?;
+        Ok(held.map(|drone| Claim {
+            drone_id: drone.id,
+            fresh: false,
+        }))
     }
 
     /// Gives back the claim `delivery_id` holds on `drone_id`.
