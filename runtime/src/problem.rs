@@ -90,11 +90,30 @@ pub enum ApiError {
     GatewayTimeout(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// An error answer of a status no other variant names, made by a library (see
+    /// [`ApiError::from_status`]).
+    #[error("{status}: {detail}")]
+    Other { status: StatusCode, detail: String },
 }
 
 impl ApiError {
     pub fn field(name: &str, reason: &str) -> Self {
         Self::Validation(vec![FieldError::new(name, reason)])
+    }
+
+    /// An error answer made as plain text (an axum extractor's rejection: `detail` is its
+    /// text) as the error of the same status. `body_limit` is the host's, for a 413.
+    pub fn from_status(status: StatusCode, detail: String, body_limit: usize) -> Self {
+        match status {
+            StatusCode::BAD_REQUEST => Self::BadRequest(detail),
+            StatusCode::NOT_FOUND => Self::NotFound(detail),
+            StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge { limit: body_limit },
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
+            StatusCode::UNPROCESSABLE_ENTITY => Self::Unprocessable(detail),
+            StatusCode::INTERNAL_SERVER_ERROR => Self::Internal(detail),
+            status => Self::Other { status, detail },
+        }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -111,6 +130,7 @@ impl ApiError {
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Other { status, .. } => *status,
         }
     }
 
@@ -153,6 +173,10 @@ impl ApiError {
                 "The function did not become ready in time",
             ),
             Self::Internal(_) => ("urn:fabrikam:problem:internal", "Internal error"),
+            // RFC 9457 §4.2.1: a problem with no more meaning than its status.
+            Self::Other { status, .. } => {
+                ("about:blank", status.canonical_reason().unwrap_or("Error"))
+            }
         };
         let detail = match self {
             Self::Validation(errors) => Some(format!(
@@ -176,7 +200,14 @@ impl ApiError {
                 Some("the body must be JSON (Content-Type: application/json)".into())
             }
             Self::Unavailable { detail, .. } => Some(detail.clone()),
-            Self::MethodNotAllowed | Self::TooManyRequests { .. } | Self::Internal(_) => None,
+            // A server error's text stays in the log, as `Internal`'s does.
+            Self::Other { status, detail } if !status.is_server_error() && !detail.is_empty() => {
+                Some(detail.clone())
+            }
+            Self::MethodNotAllowed
+            | Self::TooManyRequests { .. }
+            | Self::Internal(_)
+            | Self::Other { .. } => None,
         };
         let errors = match self {
             Self::Validation(errors) => errors.clone(),
@@ -203,9 +234,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let Self::Internal(cause) = &self {
+        match &self {
             // Logged once, here; the client sees no internals.
-            tracing::error!(error = %cause, "request failed");
+            Self::Internal(cause) => tracing::error!(error = %cause, "request failed"),
+            Self::Other { status, detail } if status.is_server_error() => {
+                tracing::error!(error = %detail, status = status.as_u16(), "request failed");
+            }
+            _ => {}
         }
         let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
         let mut response = (self.status(), body).into_response();

@@ -55,37 +55,44 @@ pub fn router(queues: Arc<Queues>, metrics: ScalerMetrics) -> Router {
         .with_state(Shared { queues, metrics })
 }
 
-async fn report(State(shared): State<Shared>, body: Result<JsonBody, ApiError>) -> Response {
-    let result = body.and_then(|JsonBody(value)| {
-        let report: Report = serde_json::from_value(value)
-            .map_err(|e| ApiError::BadRequest(format!("not a report: {e}")))?;
-        if report.replica.is_empty() {
-            return Err(ApiError::field("replica", "is required"));
-        }
-        if report.last && report.in_flight != 0 {
-            return Err(ApiError::field(
-                "inFlight",
-                "must be 0 in a last report: a replica leaves once it holds nothing",
-            ));
-        }
-        let now = Instant::now();
-        let queues = &shared.queues;
-        if report.last {
-            queues.leave(&report.queue, &report.replica, now)
-        } else {
-            queues.report(&report.queue, &report.replica, report.in_flight, now)
-        }
-        .map_err(|e| match e {
-            LoadError::UnknownQueue { .. } => ApiError::NotFound(e.to_string()),
-            LoadError::BacklogUnknown { .. } => ApiError::Internal(e.to_string()),
-        })
-    });
+/// `body` is refused as `JsonBody` refuses it: a problem, or axum's 413 over the limit.
+async fn report(State(shared): State<Shared>, body: Result<JsonBody, Response>) -> Response {
+    let result = match body {
+        Ok(JsonBody(value)) => record(&shared, value).map_err(IntoResponse::into_response),
+        Err(refused) => Err(refused),
+    };
     let outcome = if result.is_ok() { "ok" } else { "refused" };
     shared.metrics.reports.with_label_values(&[outcome]).inc();
     match result {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => e.into_response(),
+        Err(refused) => refused,
     }
+}
+
+/// Records one report.
+fn record(shared: &Shared, value: serde_json::Value) -> Result<(), ApiError> {
+    let report: Report = serde_json::from_value(value)
+        .map_err(|e| ApiError::BadRequest(format!("not a report: {e}")))?;
+    if report.replica.is_empty() {
+        return Err(ApiError::field("replica", "is required"));
+    }
+    if report.last && report.in_flight != 0 {
+        return Err(ApiError::field(
+            "inFlight",
+            "must be 0 in a last report: a replica leaves once it holds nothing",
+        ));
+    }
+    let now = Instant::now();
+    let queues = &shared.queues;
+    if report.last {
+        queues.leave(&report.queue, &report.replica, now)
+    } else {
+        queues.report(&report.queue, &report.replica, report.in_flight, now)
+    }
+    .map_err(|e| match e {
+        LoadError::UnknownQueue { .. } => ApiError::NotFound(e.to_string()),
+        LoadError::BacklogUnknown { .. } => ApiError::Internal(e.to_string()),
+    })
 }
 
 async fn ready(State(shared): State<Shared>) -> Response {

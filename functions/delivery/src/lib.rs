@@ -14,7 +14,6 @@
 //! - `POST /api/deliveries/{id}/confirmations` -> 200 | 404 | 409: `Completed`; kept 7 days
 //! - `GET /api/deliveries/summary?ownerId=&year=&month=` -> 200 {count}
 
-pub mod encoded;
 pub mod model;
 pub mod redis_store;
 pub mod store;
@@ -23,13 +22,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::Json;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, FixedOffset};
 use contracts::requests::{DeliveryDocument, DeliveryPatch, UserAccount};
 use contracts::{ConfirmationType, Location, OwnerMonth, OwnerMonthQuery, read_location};
 use runtime::deploy::{Deployment, Output, Store};
-use runtime::http::{EncodedJson, Json, Path};
 use runtime::json::Validator;
 use runtime::openapi;
 use runtime::secrets::SecretWatch;
@@ -227,11 +226,10 @@ fn cancelled(id: &str) -> ApiError {
 async fn get_delivery(
     State(state): AppStateOf,
     Path(id): Path<String>,
-) -> Result<EncodedJson, ApiError> {
+) -> Result<Json<DeliveryDocument>, ApiError> {
     runtime::trace::annotate("delivery_id", &id);
     check_id("id", &id)?;
-    // Answered as the store keeps it, encoded (crate::encoded).
-    found(&id, state.store.document_json(&id).await?).map(EncodedJson)
+    found(&id, state.store.get(&id).await?).map(|stored| Json(stored.document))
 }
 
 /// The public route to a delivery, which the ingress serves to clients.
@@ -241,7 +239,10 @@ async fn get_delivery(
         (status = 200, description = "The delivery.", body = DeliveryDocument),
         (status = 404, response = openapi::NotFound),
     ))]
-async fn get_public_delivery(state: AppStateOf, id: Path<String>) -> Result<EncodedJson, ApiError> {
+async fn get_public_delivery(
+    state: AppStateOf,
+    id: Path<String>,
+) -> Result<Json<DeliveryDocument>, ApiError> {
     get_delivery(state, id).await
 }
 

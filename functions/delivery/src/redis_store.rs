@@ -2,9 +2,8 @@
 //!
 //! Keys (after `REDIS_KEY_PREFIX`; the braces are literal Redis hash tags, so a delivery's
 //! keys would share a slot on a clustered cache):
-//! - `delivery:{id}`: the delivery JSON (a string): the document as the API answers it, with
-//!   `createdAt` appended as its last member, so a read of the document cuts that member off
-//!   instead of decoding it ([`crate::encoded`]);
+//! - `delivery:{id}`: the delivery JSON (a string): the document as the API answers it, and
+//!   `createdAt`;
 //! - `delivery:{id}:events`: its tracking events, oldest first (a list of JSON);
 //! - `delivery:{id}:notify`: its notify-me requests (a list of JSON);
 //! - `delivery:{id}:cancelled`: a delivery cancelled before it existed (a tombstone, kept
@@ -18,7 +17,6 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use axum::body::Bytes;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use runtime::secrets::SecretWatch;
@@ -27,7 +25,6 @@ use runtime::store::{StoreError, Upsert};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::encoded;
 use crate::model::{NotifyMeRequest, StoredDelivery, TrackingEvent};
 use crate::store::{DeliveryStore, OWNER_INDEX_TTL, Put};
 
@@ -162,13 +159,6 @@ impl DeliveryStore for RedisDeliveryStore {
         raw.map(|raw| decode(&key, &raw)).transpose()
     }
 
-    async fn document_json(&self, id: &str) -> Result<Option<Bytes>, StoreError> {
-        let key = self.document_key(id);
-        let raw: Option<String> = self.connection().get(&key).await.map_err(failed)?;
-        raw.map(|raw| encoded::document_of_stored(&key, raw))
-            .transpose()
-    }
-
     async fn load(
         &self,
         id: &str,
@@ -200,7 +190,7 @@ impl DeliveryStore for RedisDeliveryStore {
             .key(self.notify_key(id))
             .key(self.owner_index_key(&delivery.document.owner.user_id, &month))
             .key(self.tombstone_key(id))
-            .arg(encoded::stored_json(&delivery)?)
+            .arg(encode(&delivery)?)
             .arg(millis(ttl))
             .arg(id)
             .arg(millis(OWNER_INDEX_TTL))

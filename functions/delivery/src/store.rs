@@ -11,18 +11,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use axum::body::Bytes;
 use runtime::store::{ExpiringMap, StoreError, Upsert};
 
-use crate::encoded;
 use crate::model::{NotifyMeRequest, StoredDelivery, TrackingEvent};
 
 #[async_trait]
 pub trait DeliveryStore: Send + Sync + std::fmt::Debug {
     async fn get(&self, id: &str) -> Result<Option<StoredDelivery>, StoreError>;
-    /// The delivery's document encoded as `GET /api/deliveries/{id}` answers it, as the
-    /// store keeps it ([`encoded`]): read without decoding or encoding it.
-    async fn document_json(&self, id: &str) -> Result<Option<Bytes>, StoreError>;
     /// The delivery with its history, in one read where the store allows (every route
     /// needs both).
     async fn load(
@@ -69,8 +64,6 @@ pub enum Put {
 #[derive(Debug, Clone)]
 struct Entry {
     delivery: StoredDelivery,
-    /// The document's JSON, encoded when stored ([`encoded`]).
-    document_json: Bytes,
     events: Vec<TrackingEvent>,
     notifications: Vec<NotifyMeRequest>,
 }
@@ -111,16 +104,7 @@ impl DeliveryStore for MemoryDeliveryStore {
         Ok(self.maps().deliveries.get(id).map(|e| e.delivery.clone()))
     }
 
-    async fn document_json(&self, id: &str) -> Result<Option<Bytes>, StoreError> {
-        Ok(self
-            .maps()
-            .deliveries
-            .get(id)
-            .map(|e| e.document_json.clone()))
-    }
-
     async fn put(&self, delivery: StoredDelivery, ttl: Duration) -> Result<Put, StoreError> {
-        let document_json = encoded::document_json(&delivery.document)?;
         let mut maps = self.maps();
         let id = delivery.document.id.clone();
         if maps.tombstones.get(&id).is_some() {
@@ -131,7 +115,6 @@ impl DeliveryStore for MemoryDeliveryStore {
         let outcome = match maps.deliveries.get_mut(&id) {
             Some(entry) => {
                 entry.delivery = delivery;
-                entry.document_json = document_json;
                 Upsert::Updated
             }
             None => {
@@ -139,7 +122,6 @@ impl DeliveryStore for MemoryDeliveryStore {
                     id.clone(),
                     Entry {
                         delivery,
-                        document_json,
                         events: Vec::new(),
                         notifications: Vec::new(),
                     },

@@ -214,8 +214,7 @@ async fn patch_reschedules_and_changes_the_status(backend: Backend) {
     let status = c.get("/api/deliveries/d1/status").await.json();
     assert_eq!(status["stage"], "Rescheduled");
     assert_eq!(status["lastKnownLocation"]["latitude"], 47.7);
-    // A read answers the patched document, not the one first stored (the stores keep it
-    // encoded).
+    // A read answers the patched document, not the one first stored.
     assert_eq!(c.get("/api/deliveries/d1").await.json(), r.json());
     assert_eq!(
         c.json(Method::PATCH, "/api/deliveries/d1", &json!({}))

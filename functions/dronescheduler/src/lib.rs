@@ -18,12 +18,12 @@ pub mod store;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::Json;
+use axum::extract::{Path, Query, State};
 use chrono::{DateTime, FixedOffset};
 use contracts::requests::{DroneAssignment, PackageDetail};
 use contracts::{Location, OwnerMonth, OwnerMonthQuery, PackageSize, read_location};
 use runtime::deploy::{Deployment, Output, Store};
-use runtime::http::{Json, Path};
 use runtime::json::Validator;
 use runtime::openapi;
 use runtime::secrets::SecretWatch;

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Extension;
-use axum::extract::State;
+use axum::Json;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, FixedOffset};
@@ -24,7 +25,6 @@ use contracts::{
     RescheduleMessage,
 };
 use runtime::deploy::{Deployment, Output};
-use runtime::http::{Json, Path};
 use runtime::json::Validator;
 use runtime::openapi;
 use runtime::queue::{OutgoingMessage, QueueSender};

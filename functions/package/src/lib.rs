@@ -11,14 +11,14 @@ pub mod store;
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::Json;
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use contracts::PackageSize;
 use contracts::requests::PackageUpsert;
 use runtime::client::path_segment;
 use runtime::deploy::{self, Deployment, Output};
-use runtime::http::{Json, Path};
 use runtime::json::Validator;
 use runtime::openapi;
 use runtime::secrets::SecretWatch;

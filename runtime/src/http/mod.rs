@@ -1,27 +1,29 @@
 //! The HTTP trigger.
 //!
-//! A function builds its routes with [`Routes`], which records each path template so the
-//! host can match paths case-insensitively ([`paths`]) and check them against the
-//! function's declaration, and each documented operation for its OpenAPI document
-//! ([`crate::openapi`]). The host adds `/healthz`, `/readyz`, `/metrics` and
-//! `/openapi.json`, the body limit, problem+json fallbacks, panic catching, trace context
-//! and request metrics, routes each request by the template its path matched
-//! ([`host_service`]), then serves until shutdown ([`serve`]). Handlers read path
-//! parameters with [`Path`].
+//! A function builds its routes with [`Routes`]: an `axum::Router` that also records each
+//! path template, so the host can check them against the function's declaration and match
+//! paths as the reference's clients spell them ([`paths`]), and each documented operation
+//! for its OpenAPI document ([`crate::openapi`]). Handlers are axum handlers, with axum's
+//! own extractors (`Path`, `Query`, `Json`, `State`). The host adds `/healthz`, `/readyz`,
+//! `/metrics` and `/openapi.json`, the body limit, problem+json for every error answer
+//! ([`problems`]), panic catching, trace context and request metrics ([`observe`]), then
+//! serves until shutdown ([`serve`]).
+//!
+//! A request passes, outermost first: the reference's path policy ([`paths`]), the
+//! observation ([`observe`]), the error answers as problems ([`problems`]), axum's router.
 
 pub mod body;
 mod drain;
 mod observe;
-mod path;
 pub mod paths;
-mod reply;
-mod router;
+mod problems;
 
 use std::convert::Infallible;
 use std::future::IntoFuture;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
@@ -35,17 +37,14 @@ use crate::problem::ApiError;
 use crate::telemetry::Metrics;
 
 pub use body::JsonBody;
-pub use path::Path;
-pub use paths::PathTemplates;
-pub use reply::{EncodedJson, Json};
+pub use paths::{MatchedTemplate, PathTemplates, ReferencePaths};
 
-/// A function's routes plus the templates they were declared with and the operations
-/// they document.
+/// A function's routes: an axum router, plus the templates it was built with and the
+/// operations they document.
 pub struct Routes<S = ()> {
-    /// Each route's template, as declared (with the prefix).
+    router: Router<S>,
+    /// Each route's template, as declared (with the prefix), once.
     templates: Vec<String>,
-    /// The handlers of the route at the same index in `templates`.
-    handlers: Vec<MethodRouter<S>>,
     /// Prepended to every template (see [`Routes::under`]).
     prefix: String,
     api: RoutesApi,
@@ -77,22 +76,24 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
     /// declaration, and builds its routes from the same constant.
     pub fn under(prefix: &str) -> Self {
         Self {
+            router: Router::new(),
             templates: Vec::new(),
-            handlers: Vec::new(),
             prefix: prefix.trim_end_matches('/').to_owned(),
             api: RoutesApi::default(),
         }
     }
 
-    /// Adds an undocumented route. Functions register their handlers with
-    /// [`Routes::operations`] instead, so that what they serve is what their OpenAPI
-    /// document says; `host/tests/openapi.rs` fails for a registered function with an
-    /// undocumented route. Write literal segments in lower case; requests match them in
-    /// any case. A parameter is a whole segment, `{name}`, read with [`Path`].
+    /// Adds an undocumented route, as `axum::Router::route` does. Functions register their
+    /// handlers with [`Routes::operations`] instead, so that what they serve is what their
+    /// OpenAPI document says; `host/tests/openapi.rs` fails for a registered function with
+    /// an undocumented route. Write literal segments in lower case; requests match them in
+    /// any case ([`paths`]). A parameter is a whole segment, `{name}`, read with
+    /// `axum::extract::Path`.
     ///
     /// # Panics
-    /// When the template repeats a method already routed on it, or has a segment the host
-    /// cannot route (`/files/{name}.txt`, `{*rest}`): at start-up, before anything serves.
+    /// When the template repeats a method already routed on it (as axum's router does), or
+    /// has a segment the reference's path policy cannot match (`/files/{name}.txt`,
+    /// `{*rest}`): at start-up, before anything serves.
     pub fn route(mut self, template: &str, method_router: MethodRouter<S>) -> Self {
         let template = format!("{}{template}", self.prefix);
         self.add(template, method_router);
@@ -116,32 +117,23 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
         self
     }
 
-    /// A template already routed gains the new methods (as axum's `Router::route` merges
+    /// A template already routed gains the new methods (axum's `Router::route` merges
     /// them; a method routed twice panics).
     fn add(&mut self, template: String, method_router: MethodRouter<S>) {
-        match self.templates.iter().position(|t| *t == template) {
-            Some(i) => {
-                if let Some(existing) = self.handlers.get_mut(i) {
-                    let routed = std::mem::take(existing);
-                    *existing = routed.merge(method_router);
-                }
-            }
-            None => {
-                self.templates.push(template);
-                self.handlers.push(method_router);
-            }
+        // Checked here, so a template the path policy cannot match stops the function where
+        // it is declared.
+        paths::check_template(&template);
+        self.router = std::mem::take(&mut self.router).route(&template, method_router);
+        if !self.templates.contains(&template) {
+            self.templates.push(template);
         }
     }
 
     /// Supplies the state, giving routes ready to serve.
     pub fn with_state(self, state: S) -> Routes<()> {
         Routes {
+            router: self.router.with_state(state),
             templates: self.templates,
-            handlers: self
-                .handlers
-                .into_iter()
-                .map(|h| h.with_state(state.clone()))
-                .collect(),
             prefix: self.prefix,
             api: self.api,
         }
@@ -157,14 +149,6 @@ impl Routes<()> {
     pub fn api(&self) -> &RoutesApi {
         &self.api
     }
-
-    /// Each route's template with its handlers, and the documented operations.
-    pub fn into_parts(self) -> (Vec<(String, MethodRouter)>, RoutesApi) {
-        (
-            self.templates.into_iter().zip(self.handlers).collect(),
-            self.api,
-        )
-    }
 }
 
 /// What the host needs to wrap a function's routes.
@@ -176,8 +160,12 @@ pub struct HostContext {
 }
 
 /// The complete service for one function: its routes (if any) plus the host's endpoints,
-/// the body limit, and the observation that matches each request's path to its route
-/// ([`PathTemplates`]) and routes it there.
+/// behind the body limit, the error answers as problems, the observation and the
+/// reference's path policy (the module's documentation gives the order).
+///
+/// # Panics
+/// When a host endpoint's path is one of the function's own (axum refuses the overlap): a
+/// bug in the function, found at start-up.
 pub fn host_service(
     routes: Routes<()>,
     ctx: HostContext,
@@ -186,25 +174,24 @@ pub fn host_service(
 + Send
 + Sync
 + 'static {
-    let host_routes = host_routes(&ctx, routes.api().clone());
-    let mut routes = routes;
-    for (template, handlers) in host_routes {
+    let mut router = routes.router;
+    let mut templates = routes.templates;
+    for (template, handlers) in host_routes(&ctx, routes.api) {
         // Not under the function's prefix.
-        routes.add(template.to_owned(), handlers);
+        router = router.route(template, handlers);
+        templates.push(template.to_owned());
     }
-    let (routes, _) = routes.into_parts();
-    // The limit wraps each route once, from outside: `MethodRouter::layer` would box every
-    // handler again, per request. It is what axum's body extractors enforce; the
-    // observation records it for the host's own (`JsonBody`'s 413 names it).
-    let limit = DefaultBodyLimit::max(ctx.body_limit);
-    let (templates, handlers) = PathTemplates::with_values(routes);
-    let handlers = handlers.into_iter().map(|h| limit.layer(h)).collect();
-    observe::Observe::new(
-        router::Dispatch::new(handlers),
-        templates,
-        ctx.metrics,
-        ctx.body_limit,
-    )
+    // The fallbacks answer as every other error does; a 405 keeps the `Allow` header axum
+    // adds to it. The method fallback reaches only the routes added before it.
+    let router = router
+        .fallback(|| async { ApiError::NotFound("no route for this path".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(ctx.body_limit));
+    let service = axum::middleware::map_response_with_state(ctx.body_limit, problems::as_problem)
+        .layer(router);
+    let templates = PathTemplates::new(&templates);
+    let service = observe::Observe::new(service, templates.len(), ctx.metrics);
+    ReferencePaths::new(templates).layer(service)
 }
 
 /// `/healthz`, `/readyz`, `/metrics` and `/openapi.json`.

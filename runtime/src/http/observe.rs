@@ -1,15 +1,13 @@
-//! Per-request observability, around the whole router: the path is matched to its route
-//! template ([`PathTemplates`], which also rewrites it to the template's spelling) and the
-//! match recorded for the router ([`MatchedRoute`]), the W3C
-//! trace context (incoming or new) goes into the request's extensions for handlers, a span
-//! carries it on every log line, and the request is counted and timed by route template
-//! (never by raw path, to keep labels bounded). It catches a handler's panic itself, so a
-//! panicking handler is counted, as the 500 it became.
+//! Per-request observability, around the whole router: the request is labelled with the
+//! route template its path matched ([`MatchedTemplate`], recorded by the path policy in
+//! front of it), the W3C trace context (incoming or new) goes into the request's extensions
+//! for handlers, a span carries it on every log line, and the request is counted and timed
+//! by route template (never by raw path, to keep labels bounded). It catches a handler's
+//! panic itself, so a panicking handler is counted, as the 500 it became.
 //!
-//! A tower service of its own, not `axum::middleware::from_fn` on the router: `Router::layer`
-//! wraps every route, and `from_fn` boxes the rest of the stack and its future again on each
-//! request. Matching the templates here, once, costs less than what axum's `MatchedPath`
-//! saved (callgrind: about 5,000 instructions a request, of 35,700; docs/BENCHMARKS.md).
+//! One tower layer around the router rather than `Router::layer`, which would run inside the
+//! router: a request no route matched would then go unobserved, and the router's own
+//! answers (404, 405) uncounted.
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -28,8 +26,7 @@ use tokio::time::Instant;
 use tower::Service;
 use tracing::Span;
 
-use super::path::MatchedRoute;
-use super::paths::PathTemplates;
+use super::paths::MatchedTemplate;
 use crate::problem::ApiError;
 use crate::telemetry::Metrics;
 use crate::trace::{TRACEPARENT, TraceContext};
@@ -44,23 +41,20 @@ const HOST_ROUTES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 #[derive(Debug, Clone)]
 pub(super) struct Observe<S> {
     inner: S,
-    paths: PathTemplates,
     metrics: Metrics,
-    /// One per template, in the templates' order, then one for unmatched requests.
+    /// One per template, in the templates' order ([`MatchedTemplate::index`]), then one for
+    /// unmatched requests.
     routes: Arc<[RouteMetrics]>,
-    /// Recorded with the match, for the handlers ([`MatchedRoute::body_limit`]).
-    body_limit: usize,
 }
 
 impl<S> Observe<S> {
-    pub(super) fn new(inner: S, paths: PathTemplates, metrics: Metrics, body_limit: usize) -> Self {
-        let routes = (0..=paths.len()).map(|_| RouteMetrics::default()).collect();
+    /// Observes requests to `inner`, whose paths match one of `templates` templates.
+    pub(super) fn new(inner: S, templates: usize, metrics: Metrics) -> Self {
+        let routes = (0..=templates).map(|_| RouteMetrics::default()).collect();
         Self {
             inner,
-            paths,
             metrics,
             routes,
-            body_limit,
         }
     }
 }
@@ -136,18 +130,11 @@ where
 
     fn call(&mut self, req: Request) -> Self::Future {
         let started = Instant::now();
-        let (matched, mut req) = self.paths.resolve(req);
-        let (route, index) = match matched {
-            Some((route, index)) => (Some(route), index),
-            None => (None, self.paths.len()),
+        let mut req = req;
+        let (route, index) = match req.extensions().get::<MatchedTemplate>() {
+            Some(matched) => (Some(matched.route.clone()), matched.index),
+            None => (None, self.routes.len().saturating_sub(1)),
         };
-        if route.is_some() {
-            req.extensions_mut().insert(MatchedRoute {
-                templates: self.paths.clone(),
-                index,
-                body_limit: self.body_limit,
-            });
-        }
         let label = route.as_deref().unwrap_or(UNMATCHED);
         let method = req.method().clone();
         let name = match self.routes.get(index) {
@@ -290,7 +277,9 @@ mod tests {
 
     use axum::routing::get;
 
-    use crate::http::{Path, Routes};
+    use axum::extract::Path;
+
+    use crate::http::Routes;
     use crate::telemetry::json_lines::captured::Captured;
     use crate::testing::TestClient;
 

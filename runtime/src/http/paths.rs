@@ -1,28 +1,98 @@
-//! Case-insensitive path matching, and a trailing slash ignored.
+//! The reference's path policy: literal segments matched in any case, and a trailing slash
+//! ignored, in one layer in front of the router.
 //!
 //! The reference services are ASP.NET (and Koa, Spring), whose routing ignores case and a
 //! trailing slash, and its clients call `/api/Deliveries/...` and `/api/DroneDeliveries/...`.
-//! Lower-casing whole paths would corrupt ids, so each request path is compared with the
-//! declared templates and only the literal segments are rewritten to the template's
-//! spelling; a trailing slash is dropped from a path that matches one.
+//! axum's router matches paths exactly, as written. Lower-casing whole paths would corrupt
+//! ids, so each request path is compared with the declared templates and only the literal
+//! segments are rewritten to the template's spelling; a trailing slash is dropped from a
+//! path that matches one. The router then sees the path as declared, and its `Path`
+//! extractor reads the parameters as the client spelled them. The match is recorded
+//! ([`MatchedTemplate`]) for the observation's span and metrics, which run before the
+//! router has matched anything.
 
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::extract::Request;
 use http::Uri;
 use http::uri::PathAndQuery;
+use tower::{Layer, Service};
 
-/// The declared path templates, matched against request paths once per request: the match
-/// gives both the canonical path (for the router) and the route's label (for the span and
-/// the metrics), so the host's observation can wrap the router from outside instead of
-/// being layered onto every route (callgrind: axum's per-route middleware cost about 5,000
-/// instructions a request).
+/// The declared path templates, matched against request paths once per request.
 #[derive(Debug, Clone, Default)]
 pub struct PathTemplates {
     /// Most specific first: at the first segment where two templates differ, a literal
     /// comes before a parameter, as axum's router prefers it (`/api/deliveries/summary`
     /// before `/api/deliveries/{id}`).
     templates: Arc<[Template]>,
+}
+
+/// The template a request's path matched: recorded by [`ReferencePaths`] on the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchedTemplate {
+    /// The template, as declared: the route's label in spans and metrics.
+    pub route: Arc<str>,
+    /// Its place among the templates, below [`PathTemplates::len`]: a key for what the
+    /// observation keeps per route.
+    pub index: usize,
+}
+
+/// The layer: rewrites each request's path to its template's spelling and records the
+/// match.
+#[derive(Debug, Clone)]
+pub struct ReferencePaths {
+    templates: PathTemplates,
+}
+
+impl ReferencePaths {
+    pub fn new(templates: PathTemplates) -> Self {
+        Self { templates }
+    }
+}
+
+impl<S> Layer<S> for ReferencePaths {
+    type Service = ReferencePathsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ReferencePathsService {
+            inner,
+            templates: self.templates.clone(),
+        }
+    }
+}
+
+/// The service of [`ReferencePaths`].
+#[derive(Debug, Clone)]
+pub struct ReferencePathsService<S> {
+    inner: S,
+    templates: PathTemplates,
+}
+
+impl<S: Service<Request>> Service<Request> for ReferencePathsService<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let (matched, mut req) = self.templates.resolve(req);
+        if let Some(matched) = matched {
+            req.extensions_mut().insert(matched);
+        }
+        self.inner.call(req)
+    }
+}
+
+/// Checks that the policy can match `template`.
+///
+/// # Panics
+/// As [`PathTemplates::new`].
+pub(crate) fn check_template(template: &str) {
+    let _ = Template::new(template);
 }
 
 /// Path segments split without allocating (the functions' longest templates have 4).
@@ -38,8 +108,8 @@ struct Template {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Segment {
     Literal(String),
-    /// `{name}`: any one segment.
-    Param(String),
+    /// `{name}`: any one segment (axum's `Path` reads it by its name).
+    Param,
 }
 
 /// What a request path matched.
@@ -63,7 +133,7 @@ impl Template {
         let segments = split(template)
             .map(
                 |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                    Some(name) if valid_param_name(name) => Segment::Param(name.to_owned()),
+                    Some(name) if valid_param_name(name) => Segment::Param,
                     _ if s.contains(['{', '}']) => panic!(
                         "route `{template}`: the segment `{s}` is not a parameter the host can \
                      route; a parameter is a whole segment, `{{name}}`, with a name of \
@@ -88,7 +158,7 @@ impl Template {
                 .iter()
                 .zip(segments)
                 .all(|(template, segment)| match template {
-                    Segment::Param(_) => true,
+                    Segment::Param => true,
                     Segment::Literal(l) if exact => l == segment,
                     Segment::Literal(l) => l.eq_ignore_ascii_case(segment),
                 })
@@ -100,7 +170,7 @@ impl Template {
             out.push('/');
             out.push_str(match template {
                 Segment::Literal(l) => l,
-                Segment::Param(_) => segment,
+                Segment::Param => segment,
             });
         }
         out
@@ -110,35 +180,22 @@ impl Template {
     fn specificity(&self) -> Vec<bool> {
         self.segments
             .iter()
-            .map(|s| matches!(s, Segment::Param(_)))
+            .map(|s| matches!(s, Segment::Param))
             .collect()
     }
 }
 
 impl PathTemplates {
     /// # Panics
-    /// On a template with a segment the host cannot route (see [`crate::Routes::route`]).
+    /// On a template with a segment the policy cannot match: a parameter that is not a
+    /// whole segment (`/files/{name}.txt`), a catch-all (`{*rest}`) or an empty name.
+    /// Routes are declared at start-up, so this stops the function before it serves.
     pub fn new(templates: &[String]) -> Self {
-        Self::with_values(templates.iter().map(|t| (t.clone(), ())).collect()).0
-    }
-
-    /// The templates of `routes`, and each route's value at its template's index.
-    ///
-    /// # Panics
-    /// As [`PathTemplates::new`].
-    pub fn with_values<T>(routes: Vec<(String, T)>) -> (Self, Vec<T>) {
-        let mut parsed: Vec<(Template, T)> = routes
-            .into_iter()
-            .map(|(template, value)| (Template::new(&template), value))
-            .collect();
-        parsed.sort_by_cached_key(|(template, _)| template.specificity());
-        let (templates, values): (Vec<Template>, Vec<T>) = parsed.into_iter().unzip();
-        (
-            Self {
-                templates: templates.into(),
-            },
-            values,
-        )
+        let mut parsed: Vec<Template> = templates.iter().map(|t| Template::new(t)).collect();
+        parsed.sort_by_cached_key(Template::specificity);
+        Self {
+            templates: parsed.into(),
+        }
     }
 
     /// The template `path` matches: an exact match first, then one ignoring the case of
@@ -194,24 +251,6 @@ impl PathTemplates {
         self.templates.iter().map(|t| &*t.route)
     }
 
-    /// The parameters of the template at `index` in `path`, a path it matched: each one's
-    /// name and its segment as the path spells it (still percent-encoded), in the
-    /// template's order. Nothing for an index out of range.
-    pub fn params<'a>(
-        &'a self,
-        index: usize,
-        path: &'a str,
-    ) -> impl Iterator<Item = (&'a str, &'a str)> + Clone {
-        let segments = self.templates.get(index).map_or(&[][..], |t| &t.segments);
-        segments
-            .iter()
-            .zip(split(path))
-            .filter_map(|(template, segment)| match template {
-                Segment::Param(name) => Some((name.as_str(), segment)),
-                Segment::Literal(_) => None,
-            })
-    }
-
     /// How many templates there are.
     pub fn len(&self) -> usize {
         self.templates.len()
@@ -223,7 +262,7 @@ impl PathTemplates {
 
     /// The route the request's path matches, if any (its template and index), with the
     /// path rewritten to the template's spelling when it differs.
-    pub fn resolve(&self, mut req: Request) -> (Option<(Arc<str>, usize)>, Request) {
+    pub fn resolve(&self, mut req: Request) -> (Option<MatchedTemplate>, Request) {
         let Some(Matched {
             route,
             index,
@@ -245,7 +284,7 @@ impl PathTemplates {
                 }
             }
         }
-        (Some((route, index)), req)
+        (Some(MatchedTemplate { route, index }), req)
     }
 }
 
@@ -353,7 +392,7 @@ mod tests {
         let (route, req) = t.resolve(req);
         assert_eq!(req.uri(), "/api/deliveries/summary?ownerId=A&year=2026");
         assert_eq!(
-            route.map(|(r, _)| r.to_string()).as_deref(),
+            route.map(|m| m.route.to_string()).as_deref(),
             Some("/api/deliveries/summary")
         );
     }
