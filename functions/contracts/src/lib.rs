@@ -6,7 +6,6 @@ pub mod geo;
 pub mod message;
 pub mod period;
 pub mod requests;
-pub mod time;
 
 use runtime::named_enum;
 

@@ -59,7 +59,6 @@ pub struct DeliveryMessage {
     pub pickup_location: String,
     #[serde(default)]
     pub dropoff_location: String,
-    #[serde(serialize_with = "crate::time::serialize")]
     pub pickup_time: DateTime<FixedOffset>,
     #[serde(default)]
     pub expedited: bool,
@@ -87,10 +86,6 @@ pub struct RescheduleMessage {
     pub dropoff_location: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<String>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "crate::time::serialize_option"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pickup_time: Option<DateTime<FixedOffset>>,
 }

@@ -44,11 +44,7 @@ pub struct DroneDeliveryRequest {
     pub package_details: Vec<PackageDetail>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expedited: Option<bool>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "crate::time::serialize_option"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pickup_time: Option<DateTime<FixedOffset>>,
 }
 
@@ -91,11 +87,7 @@ pub struct DeliveryDocument {
     /// The drone the dronescheduler assigned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drone_id: Option<String>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "crate::time::serialize_option"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pickup_time: Option<DateTime<FixedOffset>>,
 }
 
@@ -110,10 +102,6 @@ pub struct DeliveryPatch {
     pub dropoff: Option<Location>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<String>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "crate::time::serialize_option"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pickup_time: Option<DateTime<FixedOffset>>,
 }
