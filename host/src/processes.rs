@@ -62,8 +62,14 @@ pub fn plan(functions: &[Deployment], options: &DevOptions) -> ProcessPlan {
         .map(|(i, f)| {
             let addr = addr_of(i);
             let mut env = BTreeMap::from([
-                ("HOST".to_owned(), addr.ip().to_string()),
-                ("PORT".to_owned(), addr.port().to_string()),
+                (
+                    runtime::contract::env::HOST.to_owned(),
+                    addr.ip().to_string(),
+                ),
+                (
+                    runtime::contract::env::PORT.to_owned(),
+                    addr.port().to_string(),
+                ),
                 (
                     "TOKIO_WORKER_THREADS".to_owned(),
                     worker_threads(f.resources.cpu_limit_millis).to_string(),

@@ -309,9 +309,9 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported_with_its_variable() {
-        let env = MapEnv::from([("PORT", "http"), ("GRACE", "99999"), ("URL", "ftp://x")]);
+        let env = MapEnv::from([("LISTEN", "http"), ("GRACE", "99999"), ("URL", "ftp://x")]);
         let mut r = EnvReader::new(&env);
-        let port: u16 = r.parse("PORT", 8080);
+        let port: u16 = r.parse("LISTEN", 8080);
         let grace = r.number_in("GRACE", 10u64, 1, 600);
         let url = r.http_url("URL", "http://localhost:1");
         assert_eq!(
@@ -319,8 +319,8 @@ mod tests {
             (8080, 10, "http://localhost:1")
         );
         let err = r.finish().unwrap_err();
-        assert!(err.names("PORT") && err.names("GRACE") && err.names("URL"));
-        assert!(err.to_string().contains("PORT: cannot parse \"http\""));
+        assert!(err.names("LISTEN") && err.names("GRACE") && err.names("URL"));
+        assert!(err.to_string().contains("LISTEN: cannot parse \"http\""));
     }
 
     #[test]

@@ -12,8 +12,7 @@ use crate::deploy::{Deployment, Output};
 use crate::host_config::HostConfig;
 use crate::queue::amqp::Transport;
 
-/// Allows the embedded queue and stores in a function binary (`1` or `true`).
-pub const FABRIKAM_LOCAL: &str = "FABRIKAM_LOCAL";
+pub use crate::contract::env::FABRIKAM_LOCAL;
 
 /// Whether this process was asked to run on embedded defaults.
 pub fn local(r: &mut EnvReader<'_>) -> bool {
@@ -122,7 +121,11 @@ mod tests {
                 .names("MONGODB_URI")
         );
         let mount = std::env::temp_dir().display().to_string();
-        problems(&mongo(), &MapEnv::from([("SECRETS_DIR", mount.as_str())])).unwrap();
+        problems(
+            &mongo(),
+            &MapEnv::from([(crate::contract::env::SECRETS_DIR, mount.as_str())]),
+        )
+        .unwrap();
         problems(
             &mongo(),
             &MapEnv::from([("MONGODB_URI", "mongodb://h:27017")]),

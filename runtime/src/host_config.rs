@@ -15,30 +15,14 @@ use crate::secrets::SecretsSettings;
 use crate::start_error::StartError;
 use crate::telemetry::{LogFormat, OtlpSettings};
 
-/// Where a single function listens: `HOST` (default all addresses) and `PORT` (8080).
-pub const HOST: &str = "HOST";
-pub const PORT: &str = "PORT";
-const DEFAULT_PORT: u16 = 8080;
-/// Larger request bodies get 413 (`HTTP_BODY_LIMIT_BYTES`, default 64 KiB).
-pub const HTTP_BODY_LIMIT_BYTES: &str = "HTTP_BODY_LIMIT_BYTES";
+// The names are the deployment contract's ([`crate::contract::env`]), which the manifests
+// and the process runners write.
+pub use crate::contract::env::{
+    HOST, HTTP_BODY_LIMIT_BYTES, LOG_FORMAT, PORT, QUEUE_HANDLER_TIMEOUT_SECONDS,
+    QUEUE_LOCK_DURATION_SECONDS, QUEUE_MAX_CONCURRENCY, QUEUE_MAX_DELIVERY_COUNT, QUEUE_PREFETCH,
+    QUEUE_RETRY_DELAY_MAX_SECONDS, QUEUE_RETRY_DELAY_MS, SHUTDOWN_GRACE_SECONDS,
+};
 const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
-/// How long in-flight work may finish after SIGTERM (`SHUTDOWN_GRACE_SECONDS`, default 20).
-pub const SHUTDOWN_GRACE_SECONDS: &str = "SHUTDOWN_GRACE_SECONDS";
-const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
-/// The embedded queue's lock duration and max delivery count (Service Bus keeps its own).
-pub const QUEUE_LOCK_DURATION_SECONDS: &str = "QUEUE_LOCK_DURATION_SECONDS";
-pub const QUEUE_MAX_DELIVERY_COUNT: &str = "QUEUE_MAX_DELIVERY_COUNT";
-/// Handlers at once, and messages locked ahead of a free handler (defaults:
-/// [`DispatchOptions::default`]).
-pub const QUEUE_MAX_CONCURRENCY: &str = "QUEUE_MAX_CONCURRENCY";
-pub const QUEUE_PREFETCH: &str = "QUEUE_PREFETCH";
-/// A handler running longer is abandoned.
-pub const QUEUE_HANDLER_TIMEOUT_SECONDS: &str = "QUEUE_HANDLER_TIMEOUT_SECONDS";
-/// The hold before a transiently failed message is abandoned, and its cap.
-pub const QUEUE_RETRY_DELAY_MS: &str = "QUEUE_RETRY_DELAY_MS";
-pub const QUEUE_RETRY_DELAY_MAX_SECONDS: &str = "QUEUE_RETRY_DELAY_MAX_SECONDS";
-/// `auto` (JSON unless stdout is a terminal), `json` or `text`.
-pub const LOG_FORMAT: &str = "LOG_FORMAT";
 
 /// Settings every function shares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +54,7 @@ impl HostConfig {
         let secs = Duration::from_secs;
         let grace = r.seconds(
             SHUTDOWN_GRACE_SECONDS,
-            DEFAULT_SHUTDOWN_GRACE,
+            crate::contract::DRAIN_GRACE,
             secs(0),
             secs(600),
         );
@@ -93,7 +77,7 @@ impl HostConfig {
         };
         Self {
             bind: r.parse(HOST, IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-            port: r.parse(PORT, DEFAULT_PORT),
+            port: r.parse(PORT, crate::contract::PORT),
             body_limit: r.number_in(
                 HTTP_BODY_LIMIT_BYTES,
                 DEFAULT_BODY_LIMIT,

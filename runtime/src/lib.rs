@@ -86,6 +86,7 @@ pub mod bindings;
 pub mod cause;
 pub mod client;
 pub mod config;
+pub mod contract;
 pub mod deploy;
 pub mod deployed;
 pub mod dispatch;

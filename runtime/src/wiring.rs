@@ -16,8 +16,7 @@ use std::collections::BTreeMap;
 use crate::config::{ENVIRONMENT_NAME, EnvReader};
 use crate::deploy::{Deployment, scoped_queue};
 
-/// Overrides the name of a function's only queue (its trigger or its output).
-pub const QUEUE_NAME: &str = "QUEUE_NAME";
+pub use crate::contract::env::QUEUE_NAME;
 
 /// A function's queues and callees as this environment names them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

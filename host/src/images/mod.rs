@@ -36,18 +36,12 @@ use oci::ImageSpec;
 /// Where the CA certificates are in every image (rustls-native-certs reads it, and
 /// `SSL_CERT_FILE` names it).
 pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
-/// The user every image runs as (distroless's `nonroot`); the Deployments say the same.
-pub const USER_ID: u32 = 65532;
+pub use runtime::contract::{USER_ID, image_name};
 const BINARY_DIR: &str = "/usr/local/bin";
 
 /// The image of the queue functions' KEDA scaler (`scaler/`), built like a function's from
 /// its binary `scaler`.
 pub const SCALER_IMAGE: &str = "scaler";
-
-/// The repository name of a function's image.
-pub fn image_name(function: &str) -> String {
-    format!("fabrikam-{function}")
-}
 
 /// Everything one build needs.
 #[derive(Debug, Clone)]
@@ -144,7 +138,7 @@ pub fn build(functions: &[&str], options: &Options) -> Result<Catalog, ImageErro
             tag: options.tag.clone(),
             entrypoint: vec![entrypoint.clone()],
             user: format!("{USER_ID}:{USER_ID}"),
-            exposed_port: crate::manifests::PORT,
+            exposed_port: runtime::contract::PORT,
             env: vec![format!("SSL_CERT_FILE={CA_BUNDLE}")],
             labels: labels(&name, version, licenses, &created, options),
             created: created.clone(),

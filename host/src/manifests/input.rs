@@ -98,10 +98,8 @@ impl Environment {
     /// The name a declared queue has here: `<queue>-<environment>` in a named environment,
     /// whose messages must not reach another environment's workflow.
     pub fn queue(&self, queue: &str) -> String {
-        match &self.environment_name {
-            Some(name) => format!("{queue}-{name}"),
-            None => queue.to_owned(),
-        }
+        // The runtime's own rule, so the queue made here is the one a replica receives from.
+        runtime::deploy::scoped_queue(queue, self.environment_name.as_deref())
     }
 
     /// A function's image: `<registry>/fabrikam-<function>:<tag>`, plus `@<digest>` when

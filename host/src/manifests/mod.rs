@@ -15,7 +15,7 @@ use serde_json::Value;
 
 pub use crate::generated::{Files, differences, write};
 pub use input::Environment;
-pub use objects::{DRAIN_GRACE_SECONDS, PORT, SCALER};
+pub use objects::{PORT, SCALER};
 
 /// The declarations of every registered function, as their crates state them.
 pub fn declarations() -> Vec<Deployment> {

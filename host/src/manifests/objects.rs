@@ -4,14 +4,10 @@ use runtime::deploy::{Deployment, Output, Profile};
 use serde_json::{Value, json};
 
 use super::input::Environment;
-use crate::images::USER_ID;
+use runtime::contract::{self, USER_ID};
 
 /// The port every function listens on (`PORT`); its Service answers on 80.
-pub const PORT: u16 = 8080;
-/// An HTTP function's drain grace (`SHUTDOWN_GRACE_SECONDS`): its requests answer in
-/// milliseconds and the interceptor bounds a response at 15 s. A queue function drains for
-/// its declared handler timeout instead (`drain_grace_seconds`).
-pub const DRAIN_GRACE_SECONDS: u32 = 20;
+pub const PORT: u16 = contract::PORT;
 /// How much longer than the drain Kubernetes waits before killing: the abandon of what
 /// could not finish, closing the broker link and exiting.
 const KILL_MARGIN_SECONDS: u32 = 10;
@@ -23,7 +19,8 @@ pub(super) const SCALER_GRPC_PORT: u16 = 9090;
 /// How long a replica drains after SIGTERM: a queue function lets a handler that has just
 /// started run to its timeout, so a scale-in never cuts one off.
 pub fn drain_grace_seconds(f: &Deployment) -> u32 {
-    f.handler_timeout_seconds().unwrap_or(DRAIN_GRACE_SECONDS)
+    let default = u32::try_from(contract::DRAIN_GRACE.as_secs()).unwrap_or(u32::MAX);
+    f.handler_timeout_seconds().unwrap_or(default)
 }
 
 /// `terminationGracePeriodSeconds`: the drain plus the margin.
@@ -31,7 +28,7 @@ pub fn termination_grace_seconds(f: &Deployment) -> u32 {
     drain_grace_seconds(f) + KILL_MARGIN_SECONDS
 }
 /// Where the CSI driver mounts the Key Vault objects (`SECRETS_DIR`).
-pub const SECRETS_MOUNT: &str = "/mnt/secrets-store";
+pub const SECRETS_MOUNT: &str = contract::SECRETS_MOUNT;
 /// The KEDA HTTP add-on's interceptor, reached from this namespace under this name.
 pub const INTERCEPTOR: &str = "keda-http-interceptor";
 /// Where the HTTP add-on runs: `scripts/deploy` installs its chart into kube-system, beside
@@ -80,16 +77,16 @@ pub(super) fn namespace_selector(name: &str) -> Value {
 /// The environment variables the function reads, from its declaration and the input.
 fn env_vars(f: &Deployment, env: &Environment) -> Vec<Value> {
     let mut vars = vec![
-        ("PORT".to_owned(), PORT.to_string()),
-        ("LOG_FORMAT".to_owned(), "json".to_owned()),
+        (contract::env::PORT.to_owned(), PORT.to_string()),
+        (contract::env::LOG_FORMAT.to_owned(), "json".to_owned()),
         (
-            "SHUTDOWN_GRACE_SECONDS".to_owned(),
+            contract::env::SHUTDOWN_GRACE_SECONDS.to_owned(),
             drain_grace_seconds(f).to_string(),
         ),
     ];
     if let Some(timeout) = f.handler_timeout_seconds() {
         vars.push((
-            runtime::host_config::QUEUE_HANDLER_TIMEOUT_SECONDS.to_owned(),
+            contract::env::QUEUE_HANDLER_TIMEOUT_SECONDS.to_owned(),
             timeout.to_string(),
         ));
         // Reports of the messages each replica holds, which keep KEDA from scaling in a
@@ -100,7 +97,10 @@ fn env_vars(f: &Deployment, env: &Environment) -> Vec<Value> {
         ));
     }
     if !f.secrets.is_empty() {
-        vars.push(("SECRETS_DIR".to_owned(), SECRETS_MOUNT.to_owned()));
+        vars.push((
+            contract::env::SECRETS_DIR.to_owned(),
+            SECRETS_MOUNT.to_owned(),
+        ));
     }
     let queue = f.queue_trigger().map(str::to_owned).or_else(|| {
         f.outputs.iter().find_map(|o| match o {
@@ -113,7 +113,7 @@ fn env_vars(f: &Deployment, env: &Environment) -> Vec<Value> {
             "SERVICEBUS_NAMESPACE".to_owned(),
             env.service_bus_namespace.clone(),
         ));
-        vars.push(("QUEUE_NAME".to_owned(), env.queue(&queue)));
+        vars.push((contract::env::QUEUE_NAME.to_owned(), env.queue(&queue)));
     }
     for output in &f.outputs {
         match output {

@@ -56,7 +56,7 @@ fn service_account(env: &Environment) -> Value {
 
 fn deployment(queues: &[String], env: &Environment) -> Value {
     let env_vars = json!([
-        { "name": "PORT", "value": PORT.to_string() },
+        { "name": runtime::contract::env::PORT, "value": PORT.to_string() },
         { "name": "SCALER_GRPC_PORT", "value": SCALER_GRPC_PORT.to_string() },
         { "name": "SCALER_QUEUES", "value": queues.join(",") },
         // Read with the scaler's own identity (Azure Service Bus Data Owner on these

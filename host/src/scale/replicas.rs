@@ -210,8 +210,8 @@ impl ReplicaSet {
         let log = std::fs::File::create(self.log_dir.join(format!("{name}.log")))?;
         let child = Command::new(&self.binary)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .env("HOST", addr.ip().to_string())
-            .env("PORT", addr.port().to_string())
+            .env(runtime::contract::env::HOST, addr.ip().to_string())
+            .env(runtime::contract::env::PORT, addr.port().to_string())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::KeyVaultSettings;
 use crate::config::EnvReader;
+use crate::contract::env::SECRETS_DIR;
 
 /// Where secrets come from, and how often they are re-read to follow rotations.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,12 +48,12 @@ impl SecretsSettings {
             secs(1),
             secs(86_400),
         );
-        let dir = r.raw("SECRETS_DIR");
+        let dir = r.raw(SECRETS_DIR);
         let vault = r.raw("KEY_VAULT_URL");
         let source = match (dir, vault) {
             (Some(_), Some(_)) => {
                 r.problem(
-                    "SECRETS_DIR",
+                    SECRETS_DIR,
                     "set either SECRETS_DIR or KEY_VAULT_URL, not both",
                 );
                 None
@@ -61,7 +62,7 @@ impl SecretsSettings {
                 let dir = PathBuf::from(dir);
                 if !dir.is_dir() {
                     r.problem(
-                        "SECRETS_DIR",
+                        SECRETS_DIR,
                         format!(
                             "{} is not a directory (is the CSI volume mounted?)",
                             dir.display()
@@ -137,7 +138,7 @@ mod tests {
     #[test]
     fn a_directory_or_a_vault_selects_the_source() {
         let dir = std::env::temp_dir();
-        let s = read(MapEnv::new().with("SECRETS_DIR", dir.display().to_string())).unwrap();
+        let s = read(MapEnv::new().with(SECRETS_DIR, dir.display().to_string())).unwrap();
         assert_eq!(s.source, Some(SourceSettings::Directory(dir)));
         let s = read(
             MapEnv::new()
@@ -175,17 +176,17 @@ mod tests {
         }
         let e = read(
             MapEnv::new()
-                .with("SECRETS_DIR", "/nonexistent/mount")
+                .with(SECRETS_DIR, "/nonexistent/mount")
                 .with("SECRETS_RELOAD_SECONDS", "0"),
         )
         .unwrap_err();
         assert!(
-            e.names("SECRETS_DIR") && e.names("SECRETS_RELOAD_SECONDS"),
+            e.names(SECRETS_DIR) && e.names("SECRETS_RELOAD_SECONDS"),
             "{e}"
         );
         let both = MapEnv::new()
-            .with("SECRETS_DIR", "/tmp")
+            .with(SECRETS_DIR, "/tmp")
             .with("KEY_VAULT_URL", "https://v.vault.azure.net/");
-        assert!(read(both).unwrap_err().names("SECRETS_DIR"));
+        assert!(read(both).unwrap_err().names(SECRETS_DIR));
     }
 }
