@@ -830,7 +830,7 @@ fn gateway(args: GatewayArgs) -> ExitCode {
             tracing::info!(prefix = %route.prefix, upstream = %route.upstream, "gateway route");
         }
         tracing::info!(addr = %args.listen, "gateway listening");
-        let app = runtime::gateway::gateway(routes);
+        let app = host::gateway::gateway(routes);
         match runtime::http::serve(listener, app, shutdown, host.shutdown_grace).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

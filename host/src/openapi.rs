@@ -13,8 +13,9 @@ use runtime::queue::embedded::EmbeddedBroker;
 use runtime::telemetry::Metrics;
 use runtime::{Bindings, StartError};
 
+use crate::functions;
 use crate::generated::Files;
-use crate::{Wired, functions};
+use crate::local::Wired;
 
 /// The public API's file name in `docs/openapi/`.
 pub const PUBLIC: &str = "public";

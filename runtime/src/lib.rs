@@ -91,7 +91,6 @@ pub mod deploy;
 pub mod deployed;
 pub mod dispatch;
 pub mod function;
-pub mod gateway;
 pub mod host_config;
 pub mod http;
 pub mod json;

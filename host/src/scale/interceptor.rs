@@ -14,13 +14,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::gateway::{prefix_matches, proxy};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use runtime::ApiError;
-use runtime::gateway::{prefix_matches, proxy, proxy_client};
+use runtime::client::proxy_client;
 use scaling::http_addon::Counters;
 use tokio::sync::{mpsc, watch};
 

@@ -139,7 +139,7 @@ impl ReplicaSet {
             pods: Vec::new(),
             next: 1,
             endpoints,
-            client: runtime::gateway::proxy_client(),
+            client: runtime::client::proxy_client(),
         }
     }
 

@@ -178,7 +178,7 @@ fn say_started(child: &Child, epoch: Instant) {
 /// Waits for `/healthz` to answer 200; an exit before that is the error.
 async fn until_healthy(child: &mut Child, http: SocketAddr) -> Result<(), String> {
     let deadline = Instant::now() + START_TIMEOUT;
-    let client = runtime::gateway::proxy_client();
+    let client = runtime::client::proxy_client();
     let url = format!("http://{http}/healthz");
     while Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {

@@ -404,6 +404,14 @@ pub fn path_segment(s: &str) -> String {
     out
 }
 
+/// A plain HTTP/1 client over TCP, with no delay on its sockets: what a reverse proxy
+/// forwards with, and what the scale reports and the scaler's management API reads use.
+pub fn proxy_client() -> Client<HttpConnector, axum::body::Body> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

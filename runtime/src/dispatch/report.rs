@@ -57,7 +57,7 @@ impl ReportOptions {
 /// says the most held at once since the previous one, so work that came and went between
 /// two reports is not missed.
 pub async fn report_in_flight(options: ReportOptions, queue: String, mut follower: Follower) {
-    let client = crate::gateway::proxy_client();
+    let client = crate::client::proxy_client();
     let mut sent: Option<u64> = None;
     let mut last_sent = Instant::now();
     let mut failing = false;

@@ -42,7 +42,7 @@ impl Management {
         Self {
             base: base.trim_end_matches('/').to_owned(),
             authorization: format!("Basic {credentials}"),
-            client: runtime::gateway::proxy_client(),
+            client: runtime::client::proxy_client(),
         }
     }
 
