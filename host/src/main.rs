@@ -361,154 +361,156 @@ fn parse_profile(s: &str) -> Result<Profile, String> {
     Profile::parse(s).ok_or_else(|| "the profile must be dev or prod".to_owned())
 }
 
+/// Why a command stopped. `main` maps it to the exit status and the message, once for
+/// every command.
+#[derive(Debug)]
+enum Failure {
+    /// Bad arguments, input or configuration, found before anything ran: exit status 2.
+    Input(String),
+    /// The command ran and failed: exit status 1.
+    Run(String),
+}
+
+impl Failure {
+    fn input(e: impl std::fmt::Display) -> Self {
+        Self::Input(e.to_string())
+    }
+
+    fn run(e: impl std::fmt::Display) -> Self {
+        Self::Run(e.to_string())
+    }
+}
+
+type Outcome = Result<(), Failure>;
+
 fn main() -> ExitCode {
     mark_process_start();
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Dev) {
-        Command::Dev => dev(),
-        Command::Manifests(args) => manifests(args),
-        Command::Images(args) => images(args),
-        Command::Gateway(args) => gateway(args),
-        Command::New(args) => new_function(&args),
-        Command::Functions(args) => functions(&args),
-        Command::Processes => processes(),
-        Command::Openapi(args) => openapi(&args),
-        Command::Scale(ScaleCommand::Simulate(args)) => simulate(&args),
-        Command::Scale(ScaleCommand::Run(args)) => scale_run(args),
-        Command::Scale(ScaleCommand::Recommend(args)) => recommend(&args),
-        Command::Scaler(args) => run_scaler(args),
+    let (name, outcome) = match cli.command.unwrap_or(Command::Dev) {
+        Command::Dev => ("fabrikam", dev()),
+        Command::Manifests(args) => ("fabrikam manifests", manifests(args)),
+        Command::Images(args) => ("fabrikam images", images(args)),
+        Command::Gateway(args) => ("fabrikam gateway", gateway(args)),
+        Command::New(args) => ("fabrikam new", new_function(&args)),
+        Command::Functions(args) => ("fabrikam functions", functions(&args)),
+        Command::Processes => ("fabrikam processes", processes()),
+        Command::Openapi(args) => ("fabrikam openapi", openapi(&args)),
+        Command::Scale(ScaleCommand::Simulate(args)) => {
+            ("fabrikam scale simulate", simulate(&args))
+        }
+        Command::Scale(ScaleCommand::Run(args)) => ("fabrikam scale run", scale_run(args)),
+        Command::Scale(ScaleCommand::Recommend(args)) => {
+            ("fabrikam scale recommend", recommend(&args))
+        }
+        Command::Scaler(args) => ("fabrikam scaler", run_scaler(args)),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Input(e)) => {
+            eprintln!("{name}: {e}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Run(e)) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
-fn run_scaler(args: scaler::ScalerArgs) -> ExitCode {
+fn run_scaler(args: scaler::ScalerArgs) -> Outcome {
     let _telemetry = init_telemetry(runtime::telemetry::LogFormat::Auto, None, "fabrikam-scaler");
-    let Some(runtime) = async_runtime() else {
-        return ExitCode::FAILURE;
-    };
-    runtime.block_on(async move {
+    async_runtime()?.block_on(async move {
         let shutdown = Shutdown::new();
         shutdown_on_signals(shutdown.clone());
-        match scaler::run(args, shutdown).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("fabrikam scaler: {e}");
-                ExitCode::FAILURE
-            }
-        }
+        scaler::run(args, shutdown).await.map_err(Failure::run)
     })
 }
 
-fn scale_run(args: RunArgs) -> ExitCode {
+fn scale_run(args: RunArgs) -> Outcome {
     let mut reader = runtime::EnvReader::new(&ProcessEnv);
     let dev = host::DevOptions::from_env(&mut reader);
-    let prepared = reader.finish().map_err(|e| e.to_string()).and_then(|()| {
-        let input = input_path(&args.input, args.profile);
-        let functions = manifests::declarations();
-        let (workloads, _) = host::scale::rendered_workloads(args.profile, &functions, &input)?;
-        let bin_dir = match &args.bin_dir {
-            Some(dir) => dir.clone(),
-            None => std::env::current_exe()
-                .ok()
-                .and_then(|exe| exe.parent().map(std::path::Path::to_path_buf))
-                .ok_or("cannot tell where the function binaries are; pass --bin-dir")?,
-        };
-        let options = host::scale::local::LocalOptions {
-            bin_dir,
-            bind: dev.bind,
-            ingress_port: dev.gateway_port,
-            internal_port: dev.internal_port,
-            shortened: args.timings.shortened(),
-            hpa_sync: args.timings.hpa_sync_seconds,
-            management: args.management.clone(),
-            log_dir: args.log_dir.clone(),
-            scaler: !args.without_scaler,
-            callees: args.callees.clone(),
-        };
-        Ok((functions, workloads, options))
-    });
-    let (functions, workloads, options) = match prepared {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("fabrikam scale run: {e}");
-            return ExitCode::from(2);
-        }
+    reader.finish().map_err(Failure::input)?;
+    let input = input_path(&args.input, args.profile);
+    let functions = manifests::declarations();
+    let (workloads, _) = host::scale::rendered_workloads(args.profile, &functions, &input)
+        .map_err(Failure::input)?;
+    let bin_dir = match &args.bin_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(std::path::Path::to_path_buf))
+            .ok_or_else(|| {
+                Failure::input("cannot tell where the function binaries are; pass --bin-dir")
+            })?,
+    };
+    let options = host::scale::local::LocalOptions {
+        bin_dir,
+        bind: dev.bind,
+        ingress_port: dev.gateway_port,
+        internal_port: dev.internal_port,
+        shortened: args.timings.shortened(),
+        hpa_sync: args.timings.hpa_sync_seconds,
+        management: args.management.clone(),
+        log_dir: args.log_dir.clone(),
+        scaler: !args.without_scaler,
+        callees: args.callees.clone(),
     };
     let _telemetry = init_telemetry(runtime::telemetry::LogFormat::Text, None, "fabrikam-scale");
-    let Some(runtime) = async_runtime() else {
-        return ExitCode::FAILURE;
-    };
-    runtime.block_on(async move {
+    async_runtime()?.block_on(async move {
         let shutdown = Shutdown::new();
         shutdown_on_signals(shutdown.clone());
-        match host::scale::local::run(&functions, workloads, options, shutdown).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("fabrikam scale run: {e}");
-                ExitCode::FAILURE
-            }
-        }
+        host::scale::local::run(&functions, workloads, options, shutdown)
+            .await
+            .map_err(Failure::run)
     })
 }
 
-fn recommend(args: &RecommendArgs) -> ExitCode {
-    let run = || -> Result<String, String> {
-        use host::scale::recommend::{Target, recommend, table};
-        let input = input_path(&args.input, args.profile);
-        let functions = manifests::declarations();
-        let (workloads, env) = host::scale::rendered_workloads(args.profile, &functions, &input)?;
-        let capacity = host::scale::CapacityFile::read(&args.capacity)?;
-        let traces = args
-            .traces
-            .iter()
-            .map(|path| read_trace(path))
-            .collect::<Result<Vec<_>, String>>()?;
-        let target = Target {
-            queue_age_p99: args.queue_age_p99,
-            held_p99: args.held_p99,
-        };
-        let flows = host::scale::flows(&functions, &env);
-        let found = recommend(
-            &workloads,
-            &flows,
-            &capacity.capacities(false),
-            &traces,
-            scaling::simulate::SimOptions::default(),
-            target,
-        )?;
-        let names: Vec<String> = args
-            .traces
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect();
-        Ok(format!(
-            "# Recommended on {} ({} profile): queue age p99 ≤ {}, held p99 ≤ {}\n\n{}",
-            names.join(" and "),
-            args.profile.name(),
-            scaling::explain::seconds(args.queue_age_p99),
-            scaling::explain::seconds(args.held_p99),
-            table(&found)
-        ))
+fn recommend(args: &RecommendArgs) -> Outcome {
+    use host::scale::recommend::{Target, recommend, table};
+    let input = input_path(&args.input, args.profile);
+    let functions = manifests::declarations();
+    let (workloads, env) = host::scale::rendered_workloads(args.profile, &functions, &input)
+        .map_err(Failure::input)?;
+    let capacity = host::scale::CapacityFile::read(&args.capacity).map_err(Failure::input)?;
+    let traces = args
+        .traces
+        .iter()
+        .map(|path| read_trace(path))
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(Failure::input)?;
+    let target = Target {
+        queue_age_p99: args.queue_age_p99,
+        held_p99: args.held_p99,
     };
-    match run() {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("fabrikam scale recommend: {e}");
-            ExitCode::from(2)
-        }
-    }
+    let flows = host::scale::flows(&functions, &env);
+    let found = recommend(
+        &workloads,
+        &flows,
+        &capacity.capacities(false),
+        &traces,
+        scaling::simulate::SimOptions::default(),
+        target,
+    )
+    .map_err(Failure::input)?;
+    let names: Vec<String> = args
+        .traces
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    print!(
+        "# Recommended on {} ({} profile): queue age p99 ≤ {}, held p99 ≤ {}\n\n{}",
+        names.join(" and "),
+        args.profile.name(),
+        scaling::explain::seconds(args.queue_age_p99),
+        scaling::explain::seconds(args.held_p99),
+        table(&found)
+    );
+    Ok(())
 }
 
-fn simulate(args: &SimulateArgs) -> ExitCode {
-    match try_simulate(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("fabrikam scale simulate: {e}");
-            ExitCode::from(2)
-        }
-    }
+/// Every problem of a simulation, its input's or its own, is the input's: it ran nothing.
+fn simulate(args: &SimulateArgs) -> Outcome {
+    try_simulate(args).map_err(Failure::Input)
 }
 
 fn try_simulate(args: &SimulateArgs) -> Result<(), String> {
@@ -577,90 +579,49 @@ fn try_simulate(args: &SimulateArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn openapi(args: &OpenapiArgs) -> ExitCode {
-    let Some(runtime) = async_runtime() else {
-        return ExitCode::FAILURE;
-    };
-    let apis = match runtime.block_on(host::openapi::function_apis()) {
-        Ok(apis) => apis,
-        Err(e) => {
-            eprintln!("fabrikam openapi: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let docs = match host::openapi::documents(&apis) {
-        Ok(docs) => docs,
-        Err(e) => {
-            eprintln!("fabrikam openapi: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+fn openapi(args: &OpenapiArgs) -> Outcome {
+    let apis = async_runtime()?
+        .block_on(host::openapi::function_apis())
+        .map_err(Failure::run)?;
+    let docs = host::openapi::documents(&apis).map_err(Failure::run)?;
     let files = host::openapi::files(&docs);
     if args.check {
         let problems = host::generated::differences(&files, &args.out);
-        for p in &problems {
-            eprintln!("fabrikam openapi: {p}");
-        }
         if problems.is_empty() {
-            ExitCode::SUCCESS
-        } else {
-            eprintln!("fabrikam openapi: run `cargo run -p host -- openapi` and commit the result");
-            ExitCode::FAILURE
+            return Ok(());
         }
-    } else {
-        match host::generated::write(&files, &args.out) {
-            Ok(()) => {
-                for name in files.keys() {
-                    println!("{}", args.out.join(name).display());
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("fabrikam openapi: {}: {e}", args.out.display());
-                ExitCode::FAILURE
-            }
-        }
+        return Err(Failure::Run(format!(
+            "{}\nrun `cargo run -p host -- openapi` and commit the result",
+            problems.join("\n")
+        )));
     }
+    host::generated::write(&files, &args.out)
+        .map_err(|e| Failure::Run(format!("{}: {e}", args.out.display())))?;
+    for name in files.keys() {
+        println!("{}", args.out.join(name).display());
+    }
+    Ok(())
 }
 
-fn processes() -> ExitCode {
+fn processes() -> Outcome {
     let mut reader = runtime::EnvReader::new(&ProcessEnv);
     let options = host::DevOptions::from_env(&mut reader);
-    if let Err(e) = reader.finish() {
-        eprintln!("fabrikam processes: {e}");
-        return ExitCode::from(2);
-    }
+    reader.finish().map_err(Failure::input)?;
     let plan = host::processes::plan(&manifests::declarations(), &options);
-    match serde_json::to_string_pretty(&plan) {
-        Ok(text) => {
-            println!("{text}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("fabrikam processes: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let text = serde_json::to_string_pretty(&plan).map_err(Failure::run)?;
+    println!("{text}");
+    Ok(())
 }
 
-fn dev() -> ExitCode {
-    let config = match host::DevConfig::from_env(&ProcessEnv) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("fabrikam: {e}");
-            return ExitCode::from(2);
-        }
-    };
+fn dev() -> Outcome {
+    let config = host::DevConfig::from_env(&ProcessEnv).map_err(Failure::input)?;
     // Kept until the async runtime is gone, so the last spans are exported.
     let _telemetry = init_telemetry(
         config.host.log_format,
         config.host.otlp.as_ref(),
         "fabrikam-dev",
     );
-    let Some(runtime) = async_runtime() else {
-        return ExitCode::FAILURE;
-    };
-    runtime.block_on(async move {
+    async_runtime()?.block_on(async move {
         let shutdown = Shutdown::new();
         shutdown_on_signals(shutdown.clone());
         match host::start_dev(config, shutdown).await {
@@ -668,26 +629,26 @@ fn dev() -> ExitCode {
                 system.stopped().await;
                 runtime::launch::close_stores().await;
                 tracing::info!("stopped");
-                ExitCode::SUCCESS
+                Ok(())
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot start");
-                eprintln!("fabrikam: {e}");
-                ExitCode::FAILURE
+                Err(Failure::run(e))
             }
         }
     })
 }
 
-fn manifests(args: ManifestsArgs) -> ExitCode {
+fn manifests(args: ManifestsArgs) -> Outcome {
     let profile = args.profile;
     let input = input_path(&args.input, profile);
     let out = args
         .out
         .unwrap_or_else(|| format!("keda/{}", profile.name()).into());
     if args.environment.is_some() && profile != Profile::Dev {
-        eprintln!("fabrikam manifests: --environment renders from the dev profile only");
-        return ExitCode::from(2);
+        return Err(Failure::input(
+            "--environment renders from the dev profile only",
+        ));
     }
     let rendered = manifests::read_input(&input).and_then(|mut env| {
         let mut functions = manifests::declarations();
@@ -710,39 +671,26 @@ fn manifests(args: ManifestsArgs) -> ExitCode {
         }
         Ok(files)
     });
-    let files = match rendered {
-        Ok(files) => files,
-        Err(e) => {
-            eprintln!("fabrikam manifests: cannot generate:\n{e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let files = rendered.map_err(|e| Failure::Run(format!("cannot generate:\n{e}")))?;
     if args.check {
         let differences = manifests::differences(&files, &out);
         if differences.is_empty() {
-            return ExitCode::SUCCESS;
+            return Ok(());
         }
-        eprintln!(
-            "fabrikam manifests: {} is not what the declarations give (run `fabrikam manifests --profile {}`):\n{}",
+        return Err(Failure::Run(format!(
+            "{} is not what the declarations give (run `fabrikam manifests --profile {}`):\n{}",
             out.display(),
             profile.name(),
             differences.join("\n")
-        );
-        return ExitCode::FAILURE;
+        )));
     }
-    match manifests::write(&files, &out) {
-        Ok(()) => {
-            println!("wrote {} files to {}", files.len(), out.display());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("fabrikam manifests: cannot write {}: {e}", out.display());
-            ExitCode::FAILURE
-        }
-    }
+    manifests::write(&files, &out)
+        .map_err(|e| Failure::Run(format!("cannot write {}: {e}", out.display())))?;
+    println!("wrote {} files to {}", files.len(), out.display());
+    Ok(())
 }
 
-fn images(args: ImagesArgs) -> ExitCode {
+fn images(args: ImagesArgs) -> Outcome {
     let options = images::Options {
         workspace: args.workspace,
         binaries: args.binaries,
@@ -761,27 +709,20 @@ fn images(args: ImagesArgs) -> ExitCode {
     if functions.iter().any(|f| f.queue_trigger().is_some()) {
         names.push(images::SCALER_IMAGE);
     }
-    match images::build(&names, &options) {
-        Ok(catalog) => {
-            for image in &catalog.images {
-                println!(
-                    "{}:{}@{} {:.2} MiB",
-                    image.name,
-                    image.tag,
-                    image.digest,
-                    image.compressed_size as f64 / (1024.0 * 1024.0)
-                );
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("fabrikam images: {e}");
-            ExitCode::FAILURE
-        }
+    let catalog = images::build(&names, &options).map_err(Failure::run)?;
+    for image in &catalog.images {
+        println!(
+            "{}:{}@{} {:.2} MiB",
+            image.name,
+            image.tag,
+            image.digest,
+            image.compressed_size as f64 / (1024.0 * 1024.0)
+        );
     }
+    Ok(())
 }
 
-fn gateway(args: GatewayArgs) -> ExitCode {
+fn gateway(args: GatewayArgs) -> Outcome {
     let functions = manifests::declarations();
     let upstream = |name: &str| {
         args.upstreams
@@ -796,34 +737,20 @@ fn gateway(args: GatewayArgs) -> ExitCode {
         .filter(|n| !functions.iter().any(|f| f.name == *n))
         .collect();
     if !unknown.is_empty() {
-        eprintln!("fabrikam gateway: not functions: {}", unknown.join(", "));
-        return ExitCode::from(2);
+        return Err(Failure::Input(format!(
+            "not functions: {}",
+            unknown.join(", ")
+        )));
     }
-    let routes = match host::gateway_routes(&functions, upstream, args.public) {
-        Ok(routes) => routes,
-        Err(e) => {
-            eprintln!("fabrikam gateway: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let routes = host::gateway_routes(&functions, upstream, args.public).map_err(Failure::input)?;
     let mut reader = runtime::EnvReader::new(&ProcessEnv);
     let host = runtime::HostConfig::from_env(&mut reader);
-    if let Err(e) = reader.finish() {
-        eprintln!("fabrikam gateway: {e}");
-        return ExitCode::from(2);
-    }
+    reader.finish().map_err(Failure::input)?;
     let _telemetry = init_telemetry(host.log_format, host.otlp.as_ref(), "fabrikam-gateway");
-    let Some(runtime) = async_runtime() else {
-        return ExitCode::FAILURE;
-    };
-    runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(args.listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("fabrikam gateway: cannot listen on {}: {e}", args.listen);
-                return ExitCode::FAILURE;
-            }
-        };
+    async_runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| Failure::Run(format!("cannot listen on {}: {e}", args.listen)))?;
         let shutdown = Shutdown::new();
         shutdown_on_signals(shutdown.clone());
         for route in &routes {
@@ -831,17 +758,16 @@ fn gateway(args: GatewayArgs) -> ExitCode {
         }
         tracing::info!(addr = %args.listen, "gateway listening");
         let app = host::gateway::gateway(routes);
-        match runtime::http::serve(listener, app, shutdown, host.shutdown_grace).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
+        runtime::http::serve(listener, app, shutdown, host.shutdown_grace)
+            .await
+            .map_err(|e| {
                 tracing::error!(error = %e, "gateway failed");
-                ExitCode::FAILURE
-            }
-        }
+                Failure::run(e)
+            })
     })
 }
 
-fn functions(args: &FunctionsArgs) -> ExitCode {
+fn functions(args: &FunctionsArgs) -> Outcome {
     let functions = manifests::declarations();
     let text = if args.infra {
         host::infra::functions_json(&functions)
@@ -853,53 +779,33 @@ fn functions(args: &FunctionsArgs) -> ExitCode {
     } else {
         Ok(functions.iter().map(|f| format!("{}\n", f.name)).collect())
     };
-    match text {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("fabrikam functions: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    print!("{}", text.map_err(Failure::run)?);
+    Ok(())
 }
 
-fn new_function(args: &NewArgs) -> ExitCode {
+fn new_function(args: &NewArgs) -> Outcome {
     let kind = if args.http {
         host::scaffold::Kind::Http
     } else {
         host::scaffold::Kind::Queue
     };
-    match host::scaffold::create(&args.workspace, &args.name, kind) {
-        Ok(written) => {
-            for path in written {
-                println!("wrote {}", path.display());
-            }
-            println!(
-                "\nnext: scripts/generate (keda/ and infra/functions.json), cargo test -p {}, \
-                 scripts/dev; docs/writing-a-function.md",
-                args.name
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("fabrikam new: {e}");
-            ExitCode::FAILURE
-        }
+    let written =
+        host::scaffold::create(&args.workspace, &args.name, kind).map_err(Failure::run)?;
+    for path in written {
+        println!("wrote {}", path.display());
     }
+    println!(
+        "\nnext: scripts/generate (keda/ and infra/functions.json), cargo test -p {}, \
+         scripts/dev; docs/writing-a-function.md",
+        args.name
+    );
+    Ok(())
 }
 
 /// The multi-threaded tokio runtime the long-running commands serve on.
-fn async_runtime() -> Option<tokio::runtime::Runtime> {
-    match tokio::runtime::Builder::new_multi_thread()
+fn async_runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => Some(rt),
-        Err(e) => {
-            eprintln!("fabrikam: cannot start the async runtime: {e}");
-            None
-        }
-    }
+        .map_err(|e| Failure::Run(format!("cannot start the async runtime: {e}")))
 }
