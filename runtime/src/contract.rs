@@ -8,6 +8,12 @@
 
 use std::time::Duration;
 
+/// The product's name: the namespace of the problem types (`urn:fabrikam:problem:...`), the
+/// metrics' prefix, the tracer's name and the images' names.
+pub const PRODUCT: &str = "fabrikam";
+/// The same, as a title reads it (the OpenAPI documents').
+pub const PRODUCT_TITLE: &str = "Fabrikam";
+
 /// The port a function listens on in its container (and by default anywhere).
 pub const PORT: u16 = 8080;
 /// The non-root user and group every image names and every pod runs as (distroless's
@@ -22,7 +28,7 @@ pub const DRAIN_GRACE: Duration = Duration::from_secs(20);
 
 /// The repository name of a function's image.
 pub fn image_name(function: &str) -> String {
-    format!("fabrikam-{function}")
+    format!("{PRODUCT}-{function}")
 }
 
 /// The environment variables the runtime reads from every function, each named once.

@@ -9,6 +9,7 @@
 //! Each function serves its document at [`OPENAPI_PATH`]; `fabrikam openapi` writes them to
 //! `docs/openapi/`.
 
+use crate::contract::PRODUCT_TITLE;
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, PathItem, Paths};
@@ -87,9 +88,9 @@ impl RoutesApi {
 /// The whole document of the function `name`: its routes plus what the host adds.
 pub fn function_document(name: &str, api: &RoutesApi) -> OpenApi {
     let mut doc = routes_document(
-        &format!("Fabrikam {name}"),
+        &format!("{PRODUCT_TITLE} {name}"),
         &format!(
-            "The {name} function of the Fabrikam drone-delivery system, as served on its own \
+            "The {name} function of the {PRODUCT_TITLE} drone-delivery system, as served on its own \
              port. Paths match case-insensitively and with a trailing slash; every error is \
              application/problem+json (RFC 9457)."
         ),

@@ -13,6 +13,8 @@ use serde::Serialize;
 use crate::queue::QueueError;
 use crate::store::StoreError;
 
+use crate::contract::PRODUCT;
+
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// One invalid field of a request body or query.
@@ -43,9 +45,9 @@ impl FieldError {
     "errors": [{"name": "ownerId", "reason": "is required"}]
 }))]
 pub struct Problem {
-    /// A URN naming the kind of problem (`urn:fabrikam:problem:...`).
+    /// A URN naming the kind of problem (`urn:fabrikam:problem:...`), or `about:blank`.
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    pub kind: String,
     pub title: &'static str,
     /// The HTTP status code.
     pub status: u16,
@@ -136,43 +138,22 @@ impl ApiError {
 
     fn problem(&self) -> Problem {
         let (kind, title): (&'static str, &'static str) = match self {
-            Self::Validation(_) => (
-                "urn:fabrikam:problem:validation",
-                "The request has invalid fields",
-            ),
-            Self::BadRequest(_) => (
-                "urn:fabrikam:problem:bad-request",
-                "The request is malformed",
-            ),
-            Self::NotFound(_) => ("urn:fabrikam:problem:not-found", "Not found"),
-            Self::MethodNotAllowed => (
-                "urn:fabrikam:problem:method-not-allowed",
-                "Method not allowed",
-            ),
-            Self::Conflict(_) => ("urn:fabrikam:problem:conflict", "Conflict"),
-            Self::Gone(_) => ("urn:fabrikam:problem:gone", "Gone"),
-            Self::Unprocessable(_) => (
-                "urn:fabrikam:problem:unprocessable",
-                "The request cannot be processed",
-            ),
-            Self::PayloadTooLarge { .. } => (
-                "urn:fabrikam:problem:payload-too-large",
-                "The body is too large",
-            ),
-            Self::UnsupportedMediaType => (
-                "urn:fabrikam:problem:unsupported-media-type",
-                "Unsupported media type",
-            ),
-            Self::TooManyRequests { .. } => ("urn:fabrikam:problem:throttled", "Too many requests"),
-            Self::Unavailable { .. } => (
-                "urn:fabrikam:problem:unavailable",
-                "Temporarily unavailable",
-            ),
+            Self::Validation(_) => ("validation", "The request has invalid fields"),
+            Self::BadRequest(_) => ("bad-request", "The request is malformed"),
+            Self::NotFound(_) => ("not-found", "Not found"),
+            Self::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
+            Self::Conflict(_) => ("conflict", "Conflict"),
+            Self::Gone(_) => ("gone", "Gone"),
+            Self::Unprocessable(_) => ("unprocessable", "The request cannot be processed"),
+            Self::PayloadTooLarge { .. } => ("payload-too-large", "The body is too large"),
+            Self::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
+            Self::TooManyRequests { .. } => ("throttled", "Too many requests"),
+            Self::Unavailable { .. } => ("unavailable", "Temporarily unavailable"),
             Self::GatewayTimeout(_) => (
-                "urn:fabrikam:problem:gateway-timeout",
+                "gateway-timeout",
                 "The function did not become ready in time",
             ),
-            Self::Internal(_) => ("urn:fabrikam:problem:internal", "Internal error"),
+            Self::Internal(_) => ("internal", "Internal error"),
             // RFC 9457 §4.2.1: a problem with no more meaning than its status.
             Self::Other { status, .. } => {
                 ("about:blank", status.canonical_reason().unwrap_or("Error"))
@@ -214,7 +195,11 @@ impl ApiError {
             _ => Vec::new(),
         };
         Problem {
-            kind,
+            kind: if kind.is_empty() {
+                "about:blank".to_owned()
+            } else {
+                format!("urn:{PRODUCT}:problem:{kind}")
+            },
             title,
             status: self.status().as_u16(),
             detail,

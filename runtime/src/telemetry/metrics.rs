@@ -56,7 +56,7 @@ impl Metrics {
     /// A fresh registry with every metric registered, labelled with the function's name.
     pub fn new(function: &str) -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(
-            Some("fabrikam".to_owned()),
+            Some(crate::contract::PRODUCT.to_owned()),
             Some([("function".to_owned(), function.to_owned())].into()),
         )?;
         let m = MetricSet {

@@ -98,7 +98,7 @@ where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
     tracing_opentelemetry::layer()
-        .with_tracer(provider.tracer("fabrikam"))
+        .with_tracer(provider.tracer(crate::contract::PRODUCT))
         .with_threads(false)
         // Busy and idle nanoseconds on every span cost two clock reads per poll; the span's
         // own start and end say enough.
