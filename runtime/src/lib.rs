@@ -41,7 +41,8 @@
 //!   to its spans.
 //! - [`secrets`]: secrets from the CSI mount or Key Vault, redacted, followed through
 //!   rotations.
-//! - [`gateway`]: the ingress-like reverse proxy of the local run.
+//! - [`contract`]: what a function's image, its Deployment and the runtime agree on: the
+//!   port, the user, the mounts, the variable names.
 //!
 //! ## Example
 //! ```no_run

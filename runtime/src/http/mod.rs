@@ -6,11 +6,11 @@
 //! for its OpenAPI document ([`crate::openapi`]). Handlers are axum handlers, with axum's
 //! own extractors (`Path`, `Query`, `Json`, `State`). The host adds `/healthz`, `/readyz`,
 //! `/metrics` and `/openapi.json`, the body limit, problem+json for every error answer
-//! ([`problems`]), panic catching, trace context and request metrics ([`observe`]), then
+//! (`problems.rs`), panic catching, trace context and request metrics (`observe.rs`), then
 //! serves until shutdown ([`serve`]).
 //!
 //! A request passes, outermost first: the reference's path policy ([`paths`]), the
-//! observation ([`observe`]), the error answers as problems ([`problems`]), axum's router.
+//! observation (`observe.rs`), the error answers as problems (`problems.rs`), axum's router.
 
 pub mod body;
 mod drain;
