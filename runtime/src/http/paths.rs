@@ -246,11 +246,6 @@ impl PathTemplates {
         self.find(path)?.canonical
     }
 
-    /// The templates as declared, in the order of their indexes (most specific first).
-    pub fn routes(&self) -> impl Iterator<Item = &str> {
-        self.templates.iter().map(|t| &*t.route)
-    }
-
     /// How many templates there are.
     pub fn len(&self) -> usize {
         self.templates.len()
