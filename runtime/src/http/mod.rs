@@ -185,8 +185,10 @@ pub fn host_service(
     // adds to it. The method fallback reaches only the routes added before it.
     let router = router
         .fallback(|| async { ApiError::NotFound("no route for this path".into()) })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(ctx.body_limit));
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
+    // The limit is a request extension that axum's body extractors read: set once from
+    // outside the router, not with `Router::layer`, which would wrap every route in it.
+    let router = DefaultBodyLimit::max(ctx.body_limit).layer(router);
     let service = axum::middleware::map_response_with_state(ctx.body_limit, problems::as_problem)
         .layer(router);
     let templates = PathTemplates::new(&templates);
