@@ -102,24 +102,31 @@ pub struct Resources {
     pub memory_limit_mib: u32,
 }
 
-/// Replica bounds per environment, and what one replica should carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Scaling {
-    pub dev: Replicas,
-    pub prod: Replicas,
-    /// Queue triggers: messages waiting per replica. HTTP triggers: requests per second
-    /// per replica.
-    pub target_per_replica: u32,
-    /// How long without work before scaling to the minimum.
-    pub cooldown_seconds: u32,
-}
-
+/// How a function scales, per environment: each environment states all four values, since
+/// the right ones differ (a dev environment scales to zero and pays for idle minutes; prod
+/// keeps replicas for availability and sizes its target for its peak), and a value chosen on
+/// one profile's traces must not move the other's HPA (docs/SCALING.md, "Recommended
+/// settings").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Replicas {
+pub struct Scaling {
+    pub dev: ProfileScaling,
+    pub prod: ProfileScaling,
+}
+
+/// How a function scales in one environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProfileScaling {
+    /// `minReplicaCount`: 0 scales to zero.
     pub min: u32,
+    /// `maxReplicaCount`.
     pub max: u32,
+    /// Queue triggers: messages waiting or held per replica. HTTP triggers: requests per
+    /// second per replica.
+    pub target_per_replica: u32,
+    /// `cooldownPeriod`: how long without work before scaling to the minimum.
+    pub cooldown_seconds: u32,
 }
 
 /// The environments manifests are generated for.
@@ -145,7 +152,7 @@ impl Profile {
 }
 
 impl Scaling {
-    pub fn replicas(&self, profile: Profile) -> Replicas {
+    pub fn profile(&self, profile: Profile) -> ProfileScaling {
         match profile {
             Profile::Dev => self.dev,
             Profile::Prod => self.prod,
@@ -166,12 +173,20 @@ impl Resources {
 
 impl Scaling {
     /// Zero to two replicas in dev; two to ten in prod (two so one node's loss or a
-    /// rollout never leaves none).
+    /// rollout never leaves none); 50 per replica and a 5-minute cooldown in both.
     pub const DEFAULT: Scaling = Scaling {
-        dev: Replicas { min: 0, max: 2 },
-        prod: Replicas { min: 2, max: 10 },
-        target_per_replica: 50,
-        cooldown_seconds: 300,
+        dev: ProfileScaling {
+            min: 0,
+            max: 2,
+            target_per_replica: 50,
+            cooldown_seconds: 300,
+        },
+        prod: ProfileScaling {
+            min: 2,
+            max: 10,
+            target_per_replica: 50,
+            cooldown_seconds: 300,
+        },
     };
 }
 
@@ -412,7 +427,12 @@ impl Deployment {
             ));
         }
         for profile in Profile::ALL {
-            let Replicas { min, max } = self.scaling.replicas(profile);
+            let ProfileScaling {
+                min,
+                max,
+                target_per_replica,
+                ..
+            } = self.scaling.profile(profile);
             if min > max {
                 problem(format!(
                     "scaling.{}: min {min} is above max {max}",
@@ -425,9 +445,12 @@ impl Deployment {
                     profile.name()
                 ));
             }
-        }
-        if self.scaling.target_per_replica == 0 {
-            problem("scaling.targetPerReplica must be at least 1".to_owned());
+            if target_per_replica == 0 {
+                problem(format!(
+                    "scaling.{}.targetPerReplica must be at least 1",
+                    profile.name()
+                ));
+            }
         }
         problems
     }
@@ -482,7 +505,9 @@ mod tests {
         d.name = "Delivery".to_owned();
         d.secrets.clear();
         d.resources.cpu_request_millis = 900;
-        d.scaling.prod = Replicas { min: 5, max: 3 };
+        d.scaling.prod.min = 5;
+        d.scaling.prod.max = 3;
+        d.scaling.dev.target_per_replica = 0;
         d.triggers.push(Trigger::Queue {
             queue: "q".to_owned(),
             handler_timeout_seconds: 0,
@@ -493,6 +518,7 @@ mod tests {
             "needs the secret \"Redis-AccessKey\"",
             "request is above its limit",
             "scaling.prod: min 5 is above max 3",
+            "scaling.dev.targetPerReplica must be at least 1",
             "one trigger per function",
             "handlerTimeoutSeconds 0 is not between 1 and 3600",
         ] {

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use contracts::ServiceArea;
 use runtime::client::DownstreamPolicy;
-use runtime::deploy::{Deployment, Output, Replicas, Scaling};
+use runtime::deploy::{Deployment, Output, ProfileScaling, Scaling};
 use runtime::{App, Bindings, EnvReader, FromEnv, Function, Registration, StartError};
 
 pub use steps::Processor;
@@ -67,10 +67,18 @@ impl Function for Workflow {
     fn deployment() -> Deployment {
         BACKENDS.iter().fold(
             Deployment::queue(Self::NAME, contracts::DELIVERY_QUEUE).scaling(Scaling {
-                dev: Replicas { min: 0, max: 3 },
-                prod: Replicas { min: 1, max: 20 },
-                target_per_replica: 20,
-                cooldown_seconds: 300,
+                dev: ProfileScaling {
+                    min: 0,
+                    max: 3,
+                    target_per_replica: 20,
+                    cooldown_seconds: 300,
+                },
+                prod: ProfileScaling {
+                    min: 1,
+                    max: 20,
+                    target_per_replica: 20,
+                    cooldown_seconds: 300,
+                },
             }),
             |d, (name, variable)| {
                 d.output(Output::Function {

@@ -361,16 +361,16 @@ pub fn trigger_authentication(f: &Deployment, env: &Environment) -> Value {
 /// A ScaledObject for the function's Deployment: its replica bounds for `profile`, its
 /// cooldown, and `trigger`.
 fn scaled_object_of(f: &Deployment, env: &Environment, profile: Profile, trigger: Value) -> Value {
-    let replicas = f.scaling.replicas(profile);
+    let scaling = f.scaling.profile(profile);
     json!({
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
         "metadata": metadata(&f.name, env),
         "spec": {
             "scaleTargetRef": { "name": f.name },
-            "minReplicaCount": replicas.min,
-            "maxReplicaCount": replicas.max,
-            "cooldownPeriod": f.scaling.cooldown_seconds,
+            "minReplicaCount": scaling.min,
+            "maxReplicaCount": scaling.max,
+            "cooldownPeriod": scaling.cooldown_seconds,
             "triggers": [trigger],
         },
     })
@@ -392,7 +392,7 @@ pub fn scaler_address(env: &Environment) -> String {
 /// The fallback answers for the scaler's metric while it fails: one replica, or the
 /// current count if higher, so an outage neither strands messages nor scales in.
 pub fn scaled_object(f: &Deployment, queue: &str, env: &Environment, profile: Profile) -> Value {
-    let target = f.scaling.target_per_replica.to_string();
+    let target = f.scaling.profile(profile).target_per_replica.to_string();
     let mut object = scaled_object_of(
         f,
         env,
@@ -474,6 +474,7 @@ pub fn interceptor_route(
     prefixes: &[String],
     public: &[String],
     env: &Environment,
+    profile: Profile,
 ) -> Value {
     let paths = |prefixes: &[String]| -> Vec<Value> {
         prefixes.iter().map(|p| json!({ "value": p })).collect()
@@ -491,7 +492,7 @@ pub fn interceptor_route(
             "rules": rules,
             "scalingMetric": {
                 "requestRate": {
-                    "targetValue": f.scaling.target_per_replica,
+                    "targetValue": f.scaling.profile(profile).target_per_replica,
                     "granularity": "1s",
                     "window": "1m",
                 },
@@ -805,7 +806,7 @@ const KEDA_SCRAPE_CONFIG: &str = "scrape_configs:
 pub fn namespace(functions: &[Deployment], env: &Environment, profile: Profile) -> Vec<Value> {
     let (mut pods, mut cpu_req, mut cpu_lim, mut mem_req, mut mem_lim) = (0, 0, 0, 0, 0);
     for f in functions {
-        let max = f.scaling.replicas(profile).max;
+        let max = f.scaling.profile(profile).max;
         let n = max + max.div_ceil(4);
         pods += n;
         cpu_req += n * f.resources.cpu_request_millis;

@@ -297,7 +297,7 @@ mod tests {
         );
         assert_eq!(
             workflow.scaled_object.cooldown,
-            Duration::from_secs(u64::from(declared.scaling.cooldown_seconds))
+            Duration::from_secs(u64::from(declared.scaling.dev.cooldown_seconds))
         );
         let ingestion = workloads.iter().find(|w| w.name == "ingestion").unwrap();
         assert!(ingestion.route.is_some());
