@@ -184,6 +184,10 @@ struct RecommendArgs {
     /// The environment's input file [default: keda/input/PROFILE.json].
     #[arg(long)]
     input: Option<PathBuf>,
+    /// Also write the recommendations as JSON here, with the target and the traces (the
+    /// record the declarations are checked against).
+    #[arg(long)]
+    record: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -466,7 +470,7 @@ fn scale_run(args: RunArgs) -> Outcome {
 }
 
 fn recommend(args: &RecommendArgs) -> Outcome {
-    use host::scale::recommend::{Target, recommend, table};
+    use host::scale::recommend::{Target, recommend, record, table};
     let input = input_path(&args.input, args.profile);
     let functions = manifests::declarations();
     let (workloads, env) = host::scale::rendered_workloads(args.profile, &functions, &input)
@@ -497,6 +501,21 @@ fn recommend(args: &RecommendArgs) -> Outcome {
         .iter()
         .map(|p| p.display().to_string())
         .collect();
+    if let Some(path) = &args.record {
+        let value = serde_json::json!({
+            "profile": args.profile.name(),
+            "target": {
+                "queueAgeP99Seconds": args.queue_age_p99.as_secs_f64(),
+                "heldP99Seconds": args.held_p99.as_secs_f64(),
+            },
+            "traces": names,
+            "capacity": args.capacity.display().to_string(),
+            "functions": record(&found),
+        });
+        let text = serde_json::to_string_pretty(&value).map_err(Failure::run)?;
+        std::fs::write(path, text + "\n")
+            .map_err(|e| Failure::run(format!("cannot write {}: {e}", path.display())))?;
+    }
     print!(
         "# Recommended on {} ({} profile): queue age p99 ≤ {}, held p99 ≤ {}\n\n{}",
         names.join(" and "),

@@ -28,7 +28,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, FixedOffset};
 use contracts::requests::{DeliveryDocument, DeliveryPatch, UserAccount};
 use contracts::{ConfirmationType, Location, OwnerMonth, OwnerMonthQuery, read_location};
-use runtime::deploy::{Deployment, Output, Store};
+use runtime::deploy::{Deployment, Output, ProfileScaling, Scaling, Store};
 use runtime::json::Validator;
 use runtime::openapi;
 use runtime::secrets::SecretWatch;
@@ -131,11 +131,31 @@ impl Function for Delivery {
     type Config = DeliveryConfig;
 
     /// Only a delivery's public view is reachable from outside; the rest is the workflow's.
+    ///
+    /// Scaling as `scripts/recommend-scaling` chose it (docs/scaling/recommended-dev.json and
+    /// -prod.json, 2026-12-08, at the capacity `scripts/bench-capacity` measured): in dev a
+    /// 60 s cooldown, the cheapest that keeps a held request under 5 s on the dev traces; in
+    /// prod its two replicas carry the peak trace (600 a second) within the CPU limit, so
+    /// its maximum is its minimum.
     fn deployment() -> Deployment {
         Deployment::http(Self::NAME, &[PREFIX])
             .public(&[PUBLIC_PREFIX])
             .output(Output::Redis {
                 secret: REDIS_ACCESS_KEY.to_owned(),
+            })
+            .scaling(Scaling {
+                dev: ProfileScaling {
+                    min: 0,
+                    max: 2,
+                    target_per_replica: 50,
+                    cooldown_seconds: 60,
+                },
+                prod: ProfileScaling {
+                    min: 2,
+                    max: 2,
+                    target_per_replica: 50,
+                    cooldown_seconds: 300,
+                },
             })
     }
 

@@ -24,7 +24,7 @@ use contracts::{
     CancelMessage, ConfirmationType, DeliveryMessage, Operation, PackageInfo, PackageSize,
     RescheduleMessage,
 };
-use runtime::deploy::{Deployment, Output};
+use runtime::deploy::{Deployment, Output, ProfileScaling, Scaling};
 use runtime::json::Validator;
 use runtime::openapi;
 use runtime::queue::{OutgoingMessage, QueueSender};
@@ -98,11 +98,31 @@ impl Function for Ingestion {
     type Config = IngestionConfig;
 
     /// The public front door: every request path it serves is public.
+    ///
+    /// Scaling as `scripts/recommend-scaling` chose it (docs/scaling/recommended-dev.json and
+    /// -prod.json, 2026-12-08, at the capacity `scripts/bench-capacity` measured): in dev a
+    /// 60 s cooldown, the cheapest that keeps a held request under 5 s on the dev traces; in
+    /// prod its two replicas carry the peak trace (600 a second) within the CPU limit, so
+    /// its maximum is its minimum.
     fn deployment() -> Deployment {
         Deployment::http(Self::NAME, &[PREFIX])
             .public(&[PREFIX])
             .output(Output::Queue {
                 queue: contracts::DELIVERY_QUEUE.to_owned(),
+            })
+            .scaling(Scaling {
+                dev: ProfileScaling {
+                    min: 0,
+                    max: 2,
+                    target_per_replica: 50,
+                    cooldown_seconds: 60,
+                },
+                prod: ProfileScaling {
+                    min: 2,
+                    max: 2,
+                    target_per_replica: 50,
+                    cooldown_seconds: 300,
+                },
             })
     }
 

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use contracts::PackageSize;
 use contracts::requests::PackageUpsert;
 use runtime::client::path_segment;
-use runtime::deploy::{self, Deployment, Output};
+use runtime::deploy::{self, Deployment, Output, ProfileScaling, Scaling};
 use runtime::json::Validator;
 use runtime::openapi;
 use runtime::secrets::SecretWatch;
@@ -135,10 +135,31 @@ impl Function for Package {
     type Config = PackageConfig;
 
     /// Called by the workflow only; not public.
+    ///
+    /// Scaling as `scripts/recommend-scaling` chose it (docs/scaling/recommended-dev.json and
+    /// -prod.json, 2026-12-08, at the capacity `scripts/bench-capacity` measured): in dev a
+    /// 60 s cooldown, the cheapest that keeps a held request under 5 s on the dev traces; in
+    /// prod its two replicas carry the peak trace (600 a second) within the CPU limit, so
+    /// its maximum is its minimum.
     fn deployment() -> Deployment {
-        Deployment::http(Self::NAME, &[PREFIX]).output(Output::MongoDb {
-            secret: CONNECTION_STRING_SECRET.to_owned(),
-        })
+        Deployment::http(Self::NAME, &[PREFIX])
+            .output(Output::MongoDb {
+                secret: CONNECTION_STRING_SECRET.to_owned(),
+            })
+            .scaling(Scaling {
+                dev: ProfileScaling {
+                    min: 0,
+                    max: 2,
+                    target_per_replica: 50,
+                    cooldown_seconds: 60,
+                },
+                prod: ProfileScaling {
+                    min: 2,
+                    max: 2,
+                    target_per_replica: 50,
+                    cooldown_seconds: 300,
+                },
+            })
     }
 
     async fn build(config: PackageConfig, bindings: &Bindings) -> Result<App, StartError> {

@@ -62,8 +62,12 @@ impl Function for Workflow {
     const NAME: &'static str = "workflow";
     type Config = WorkflowConfig;
 
-    /// One replica per 20 waiting messages: each message is three downstream calls, so a
-    /// replica at its default 16 handlers clears 20 in well under a second.
+    /// Scaling as `scripts/recommend-scaling` chose it (docs/scaling/recommended-dev.json and
+    /// -prod.json, 2026-12-08, at the capacity `scripts/bench-capacity` measured): one
+    /// replica per 20 messages waiting or held; in dev a 60 s cooldown, the cheapest that
+    /// keeps queue age p99 under 30 s on the dev traces (16.3 s); in prod one replica
+    /// (642 deliveries a second at its CPU limit) carries the peak trace's 600 a second
+    /// within the 10 s target (8.9 s), so its maximum is its minimum.
     fn deployment() -> Deployment {
         BACKENDS.iter().fold(
             Deployment::queue(Self::NAME, contracts::DELIVERY_QUEUE).scaling(Scaling {
@@ -71,11 +75,11 @@ impl Function for Workflow {
                     min: 0,
                     max: 3,
                     target_per_replica: 20,
-                    cooldown_seconds: 300,
+                    cooldown_seconds: 60,
                 },
                 prod: ProfileScaling {
                     min: 1,
-                    max: 20,
+                    max: 1,
                     target_per_replica: 20,
                     cooldown_seconds: 300,
                 },

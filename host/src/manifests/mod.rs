@@ -211,7 +211,9 @@ pub fn render(
             list.push(objects::scaled_object(f, queue, env, profile));
         }
         if let Some((prefixes, public)) = f.http_trigger() {
-            list.push(objects::interceptor_route(f, prefixes, public, env, profile));
+            list.push(objects::interceptor_route(
+                f, prefixes, public, env, profile,
+            ));
             list.push(objects::http_scaled_object(f, env, profile));
         }
         if profile == Profile::Prod {
