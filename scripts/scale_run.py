@@ -89,9 +89,13 @@ class ScaleRun:
             while not predicate():
                 left = deadline - time.monotonic()
                 if left <= 0 or self.proc.poll() is not None:
-                    tail = "\n".join(self.lines[-40:])
-                    raise AssertionError(f"{what} within {timeout} s; the run said:\n{tail}")
+                    raise AssertionError(f"{what} within {timeout} s; {self.said()}")
                 self.lock.wait(min(left, 0.5))
+
+    def said(self, lines=40):
+        """The run's last lines, for a failure's message: what it decided and why."""
+        with self.lock:
+            return "the run said:\n" + "\n".join(self.lines[-lines:])
 
     def started(self, timeout=60):
         self.wait_for(lambda: self.epoch is not None, timeout, "the run started")
