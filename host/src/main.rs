@@ -219,7 +219,8 @@ struct SimulateArgs {
     tail_seconds: u64,
     /// Pods as `fabrikam scale run` makes them: processes on this machine, started at once
     /// and ready when `/readyz` first answers (probed every 10 ms), instead of containers
-    /// behind the Deployment's probes.
+    /// behind the Deployment's probes; and its interceptor, which wakes a function's rules
+    /// the moment it holds a request.
     #[arg(long)]
     local_pods: bool,
     /// Each function at the rate measured on this machine (bounded by its local servers)
@@ -563,6 +564,7 @@ fn try_simulate(args: &SimulateArgs) -> Result<(), String> {
     if args.local_pods {
         options.pod_start = Duration::ZERO;
         options.readiness_probe = Some(host::scale::local::READINESS_PROBE);
+        options.wake_on_hold = true;
     }
     let flows = host::scale::flows(&functions, &env);
     let simulation = Simulation::new(

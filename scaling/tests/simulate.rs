@@ -238,3 +238,34 @@ fn the_queue_read_as_the_broker_last_published_it_wakes_the_worker_later() {
     assert_eq!(run(None), 615);
     assert_eq!(run(Some(Duration::from_secs(20))), 630);
 }
+
+#[test]
+fn a_held_request_wakes_its_function_at_once_only_with_the_local_interceptor() {
+    // One request at t=600.2 s, between two of the add-on's 500 ms samples (600.0, 600.5):
+    // the add-on wakes the function at a sample after it; the local run's interceptor
+    // (`wake_on_hold`) in the step the request is held.
+    let run = |wake_on_hold: bool| {
+        let options = SimOptions {
+            wake_on_hold,
+            ..SimOptions::default()
+        };
+        let sim =
+            Simulation::new(read_yaml(OBJECTS).unwrap(), &flows(), &capacity(), options).unwrap();
+        let report = sim
+            .run(&Trace::parse("600.2,600.3,http:/api/front,10\n").unwrap())
+            .unwrap();
+        report
+            .changes
+            .iter()
+            .find(|c| c.workload == "front" && c.from == 0)
+            .unwrap()
+            .at
+    };
+    let (sampled, at_once) = (run(false), run(true));
+    assert!(
+        at_once <= Duration::from_millis(600_300),
+        "woken at {at_once:?}"
+    );
+    assert!(at_once < sampled, "{at_once:?} against {sampled:?}");
+    assert!(sampled >= Duration::from_millis(600_500), "{sampled:?}");
+}

@@ -93,6 +93,10 @@ pub struct SimOptions {
     /// pushes `true` while a queue stays busy.
     pub scaler_poll: Duration,
     pub scaler_keepalive: Duration,
+    /// A request held at zero wakes its function's rules at once, as the local run's
+    /// interceptor does (`fabrikam scale run`), rather than at the add-on's next 500 ms
+    /// sample and 200 ms push.
+    pub wake_on_hold: bool,
     pub autoscaler: Options,
 }
 
@@ -106,6 +110,7 @@ impl Default for SimOptions {
             queue_stats_interval: None,
             scaler_poll: Duration::from_secs(1),
             scaler_keepalive: Duration::from_secs(5),
+            wake_on_hold: false,
             autoscaler: Options::default(),
         }
     }
@@ -596,6 +601,21 @@ impl Simulation {
                     if let Some(last) = changes.last() {
                         f.spec = last.to;
                     }
+                }
+            }
+            if self.options.wake_on_hold {
+                let f = &self.functions[fi];
+                let held = f.flow.queue.is_none() && !f.waiting.is_empty();
+                let replicas = self.replicas(fi);
+                if held && replicas.spec == 0 {
+                    let mut signals = SimSignals {
+                        functions: &self.functions,
+                    };
+                    let woke = self.autoscalers[fi].wake(now, replicas, &mut signals);
+                    if let Some(last) = woke.last() {
+                        self.functions[fi].spec = last.to;
+                    }
+                    changes.extend(woke);
                 }
             }
             let replicas = self.replicas(fi);
