@@ -1,6 +1,7 @@
 """`fabrikam scale run` as a child process whose output is followed line by line: each
 replica's start, readiness and exit, and each replica change of the explain log, placed on
 this process's clock. tests/scale and scripts/bench-scale drive it."""
+import base64
 import collections
 import datetime
 import json
@@ -9,8 +10,11 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,6 +124,24 @@ class ScaleRun:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait()
+
+
+def redeclare_queue(queue, management="http://127.0.0.1:15672/api"):
+    """Declares `queue` again, so its tick is the broker's current `quorum_tick_interval`
+    (a quorum queue keeps the one it was declared with, and the shared broker's queue may be
+    older than the setting a report quotes: its counts then lag by up to 5 s). Emptied
+    first; its messages are nothing but an earlier run's."""
+    quoted = f"{management}/queues/%2F/{queue}"
+    for method, url in (("DELETE", f"{quoted}/contents"), ("DELETE", quoted)):
+        req = urllib.request.Request(url, method=method)
+        req.add_header("Authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
+        try:
+            urllib.request.urlopen(req, timeout=10).close()
+        except urllib.error.HTTPError as e:
+            if e.code != 404:
+                raise
+    subprocess.run([sys.executable, str(ROOT / "scripts/rabbitmq-queue"), queue], check=True,
+                   stdout=subprocess.DEVNULL)
 
 
 def completions(log_dir, pattern="workflow-*.log"):
